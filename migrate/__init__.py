@@ -1,0 +1,1 @@
+"""The codemod (`migrate-trial`) and the linter (`lint-trial`); never imports torch."""
