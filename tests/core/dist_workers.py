@@ -1,0 +1,97 @@
+"""Bodies of the 2-process tests; each runs in a real torch.distributed (gloo) process."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import shim.core as core
+from shim.core.info import ClusterInfo
+
+
+def run(body: Callable[[core.Context, pathlib.Path], Any], tmp: pathlib.Path, port: int) -> list[Any]:
+    """Run ``body`` on 2 ranks; return each rank's JSON result."""
+    mp.spawn(_entry, args=(body, tmp, port), nprocs=2, join=True)
+    return [json.loads((tmp / f"result{rank}.json").read_text()) for rank in range(2)]
+
+
+def _entry(rank: int, body: Callable, tmp: pathlib.Path, port: int) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE="2",
+        GROUP_RANK="0",
+        GROUP_WORLD_SIZE="1",
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    dist_ctx = core.DistributedContext.from_torch_distributed()
+    with core.local_init(distributed=dist_ctx, checkpoint_storage=tmp / "storage", info=ClusterInfo()) as ctx:
+        result = body(ctx, tmp)
+    (tmp / f"result{rank}.json").write_text(json.dumps(result))
+
+
+def collectives(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    d = ctx.distributed
+    me = {"rank": d.rank, "items": list(range(d.rank + 1))}
+    return {
+        "broadcast": d.broadcast({"from": d.rank}),
+        "allgather": d.allgather(me),
+        "gather": d.gather(me),
+        "broadcast_local": d.broadcast_local(f"local-{d.rank}"),
+        "allgather_local": d.allgather_local(d.rank * 10),
+        "gather_local": d.gather_local(d.rank),
+        "ranks": [d.get_rank(), d.get_size(), d.get_local_rank(), d.get_num_agents()],
+        "process_group": dist.is_initialized(),
+    }
+
+
+def preempt_on_chief(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    seen = []
+    for step in range(1, 6):
+        if ctx.distributed.rank == 0 and step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # only the chief is signalled
+        if ctx.preempt.should_preempt():
+            seen.append(step)
+            break
+    return seen
+
+
+def worker_store_without_shard(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    if ctx.distributed.rank == 0:
+        return "chief"
+    try:
+        with ctx.checkpoint.store_path({"steps_completed": 1}):
+            return "no error"
+    except core.ChiefOnlyError as exc:
+        return str(exc)
+
+
+def sharded_store(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    rank = ctx.distributed.rank
+    with ctx.checkpoint.store_path({"steps_completed": 4, f"rank{rank}": rank}, shard=True) as (
+        path,
+        storage_id,
+    ):
+        (path / f"shard{rank}.bin").write_bytes(bytes([rank]))
+    with ctx.checkpoint.restore_path(storage_id) as path:
+        files = sorted(p.name for p in path.iterdir())
+    return {"id": storage_id, "files": files, "metadata": ctx.checkpoint.get_metadata(storage_id)}
+
+
+def searcher_in_step(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    ctx.searcher._length = 12
+    lengths = []
+    for op in ctx.searcher._operations(core.SearcherMode.WorkersAskChief):
+        lengths.append(op.length)
+        if ctx.distributed.rank == 0:
+            op.report_completed(0.0)
+    return lengths
