@@ -9,7 +9,6 @@ something that looks like a checkpoint.
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
 import os
 import pathlib
@@ -19,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from shim.core.compat_enum import CompatEnum
 from shim.core.distributed import DistributedContext
 from shim.core.errors import (
     CheckpointNotFound,
@@ -37,7 +37,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 Selector = Callable[[str], bool]
 
 
-class DownloadMode(enum.Enum):
+class DownloadMode(CompatEnum):
     LocalWorkersShareDownload = "LOCAL_WORKERS_SHARE_DOWNLOAD"
     NoSharedDownload = "NO_SHARED_DOWNLOAD"
 
@@ -97,7 +97,7 @@ class CheckpointContext:
         shard: bool = False,
         selector: Selector | None = None,
     ) -> str:
-        """Copy ``ckpt_dir`` (or the files ``selector`` picks) into a new checkpoint; return its id."""
+        """Copy ``ckpt_dir`` (or what ``selector`` picks) into a new checkpoint; return its id."""
         source = pathlib.Path(ckpt_dir) if ckpt_dir is not None else None
         if not shard:
             self._require_chief("upload(shard=False)")
@@ -113,7 +113,10 @@ class CheckpointContext:
         return self._upload_sharded(source, metadata, selector)
 
     def _upload_sharded(
-        self, source: pathlib.Path | None, metadata: dict[str, Any] | None, selector: Selector | None
+        self,
+        source: pathlib.Path | None,
+        metadata: dict[str, Any] | None,
+        selector: Selector | None,
     ) -> str:
         merged = validated_metadata(self._merged(metadata))
         # Ranks that share one folder (same device and inode) upload it once, from the lowest rank.
@@ -128,8 +131,12 @@ class CheckpointContext:
                 owners.setdefault(name, []).append(rank)
         conflicts = {name: ranks for name, ranks in owners.items() if len(ranks) > 1}
         if conflicts:
-            detail = ", ".join(f"{name} (ranks {ranks})" for name, ranks in sorted(conflicts.items()))
-            raise InvalidMetadata(f"refusing a sharded upload where ranks write the same files: {detail}")
+            detail = ", ".join(
+                f"{name} (ranks {ranks})" for name, ranks in sorted(conflicts.items())
+            )
+            raise InvalidMetadata(
+                f"refusing a sharded upload where ranks write the same files: {detail}"
+            )
         storage_id = self._dist.broadcast(str(uuid.uuid4()) if self._dist.rank == 0 else None)
         partial = self._partial_path(storage_id)
         if self._dist.rank == 0:
@@ -140,7 +147,9 @@ class CheckpointContext:
         self._finish_sharded(partial, storage_id, merged)
         return storage_id
 
-    def _finish_sharded(self, partial: pathlib.Path, storage_id: str, metadata: dict[str, Any]) -> None:
+    def _finish_sharded(
+        self, partial: pathlib.Path, storage_id: str, metadata: dict[str, Any]
+    ) -> None:
         self._dist.allgather(None)  # every rank has written its files
         if self._dist.rank == 0:
             self._publish(partial, storage_id, metadata)
@@ -209,7 +218,9 @@ class CheckpointContext:
         """Remove a checkpoint; it stops looking like one before any file goes."""
         path = self._checkpoint_path(storage_id)
         if not path.is_dir():
-            raise CheckpointNotFound(f"cannot delete checkpoint {storage_id}: {path} does not exist")
+            raise CheckpointNotFound(
+                f"cannot delete checkpoint {storage_id}: {path} does not exist"
+            )
         doomed = self._base / f".{storage_id}.deleting"
         os.replace(path, doomed)
         shutil.rmtree(doomed)

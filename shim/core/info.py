@@ -87,7 +87,9 @@ def _load_config(path: pathlib.Path) -> dict[str, Any]:
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ShimError(f"SHIM_EXPERIMENT_CONFIG: cannot read {str(path)!r}: {exc.strerror}") from exc
+        raise ShimError(
+            f"SHIM_EXPERIMENT_CONFIG: cannot read {str(path)!r}: {exc.strerror}"
+        ) from exc
     except yaml.YAMLError as exc:
         raise ShimError(f"SHIM_EXPERIMENT_CONFIG: {str(path)!r} is not valid YAML: {exc}") from exc
     if loaded is None:
@@ -101,7 +103,9 @@ def _json_object(text: str, name: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ShimError(f"{name} is not valid JSON ({exc}); give an object like '{{\"lr\": 0.1}}'") from exc
+        raise ShimError(
+            f"{name} is not valid JSON ({exc}); give an object like '{{\"lr\": 0.1}}'"
+        ) from exc
     if not isinstance(value, dict):
         raise ShimError(f"{name} must be a JSON object, not {type(value).__name__}")
     return value

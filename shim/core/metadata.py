@@ -39,7 +39,9 @@ def merge_metadata(per_rank: list[dict[str, Any]]) -> dict[str, Any]:
     for rank, metadata in enumerate(per_rank):
         _merge_into(merged, metadata, rank, "", conflicts)
     if conflicts:
-        raise InvalidMetadata("conflicting checkpoint metadata across ranks: " + "; ".join(conflicts))
+        raise InvalidMetadata(
+            "conflicting checkpoint metadata across ranks: " + "; ".join(conflicts)
+        )
     return merged
 
 

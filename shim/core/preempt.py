@@ -8,7 +8,6 @@ a second Ctrl-C still interrupts at once.
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from shim.core.compat_enum import CompatEnum
 from shim.core.distributed import DistributedContext
 from shim.core.errors import ChiefOnlyError
 
@@ -28,14 +28,14 @@ _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _Handler = Callable[[int, types.FrameType | None], Any] | int | None
 
 
-class PreemptMode(enum.Enum):
+class PreemptMode(CompatEnum):
     WorkersAskChief = "WORKERS_ASK_CHIEF"
     ChiefOnly = "CHIEF_ONLY"
     WorkersAskMaster = "WORKERS_ASK_MASTER"
 
 
 class PreemptContext:
-    """``should_preempt()`` turns True once this process (or, by default, the chief) got a signal."""
+    """``should_preempt()`` turns True once this process (by default: the chief) got a signal."""
 
     def __init__(
         self, dist: DistributedContext, preempt_mode: PreemptMode = PreemptMode.WorkersAskChief

@@ -6,12 +6,12 @@ warns with a FutureWarning; the chief broadcasts it so every rank iterates in st
 
 from __future__ import annotations
 
-import enum
 import logging
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from shim.core.compat_enum import CompatEnum
 from shim.core.distributed import DistributedContext
 from shim.core.errors import ChiefOnlyError
 from shim.errors import ShimError
@@ -27,15 +27,16 @@ _DEPRECATED = (
 )
 
 
-class Unit(enum.Enum):
+class Unit(CompatEnum):
     EPOCHS = "EPOCHS"
     RECORDS = "RECORDS"
     BATCHES = "BATCHES"
 
 
-class SearcherMode(enum.Enum):
+class SearcherMode(CompatEnum):
     WorkersAskChief = "WORKERS_ASK_CHIEF"
-    ChiefOnly = "CHIEF_ONLY"
+    # The misspelling is Determined's own value, kept so the two compare equal.
+    ChiefOnly = "CHEIF_ONLY"
 
 
 def searcher_length(config: dict[str, Any]) -> tuple[int | None, Unit | None]:
@@ -49,7 +50,7 @@ def searcher_length(config: dict[str, Any]) -> tuple[int | None, Unit | None]:
         return max_length, None
     units = {"batches": Unit.BATCHES, "records": Unit.RECORDS, "epochs": Unit.EPOCHS}
     if isinstance(max_length, dict) and len(max_length) == 1:
-        (key, value), = max_length.items()
+        ((key, value),) = max_length.items()
         if key in units and isinstance(value, int) and not isinstance(value, bool):
             return value, units[key]
     raise ShimError(
@@ -76,7 +77,8 @@ class SearcherOperation:
     def report_progress(self, length: float) -> None:
         if not self._is_chief:
             raise ChiefOnlyError(
-                f"you must only call op.report_progress() from the chief worker (this is rank {self._rank})"
+                "you must only call op.report_progress() from the chief worker "
+                f"(this is rank {self._rank})"
             )
         if self._completed and length != self._length:
             raise RuntimeError("you must not call op.report_progress() after op.report_completed()")
@@ -85,7 +87,8 @@ class SearcherOperation:
     def report_completed(self, searcher_metric: Any) -> None:
         if not self._is_chief:
             raise ChiefOnlyError(
-                f"you must only call op.report_completed() from the chief worker (this is rank {self._rank})"
+                "you must only call op.report_completed() from the chief worker "
+                f"(this is rank {self._rank})"
             )
         if self._completed:
             raise RuntimeError("you may only call op.report_completed() once")
@@ -95,7 +98,9 @@ class SearcherOperation:
 
 
 class SearcherContext:
-    def __init__(self, dist: DistributedContext, length: int | None, units: Unit | None = None) -> None:
+    def __init__(
+        self, dist: DistributedContext, length: int | None, units: Unit | None = None
+    ) -> None:
         self._dist = dist
         self._length = length
         self._units = units

@@ -20,7 +20,9 @@ def to_jsonable(value: Any) -> Any:
     """Tensors and numpy values become Python numbers or lists; containers are walked."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch.Tensor, without importing torch
+    if hasattr(value, "detach") and hasattr(
+        value, "tolist"
+    ):  # torch.Tensor, without importing torch
         value = value.detach().cpu()
         return value.item() if value.numel() == 1 else value.tolist()
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalar or array
@@ -98,7 +100,7 @@ class TensorboardSink:
 
 
 def _tag(group: str, name: str) -> str:
-    # Determined's own TensorBoard writer: validation names get a "val_" prefix unless they have one.
+    # As Determined's TensorBoard writer: validation names get a "val_" prefix unless they have one.
     if group == "validation":
         return name if name.startswith("val") else f"val_{name}"
     if group == "training":

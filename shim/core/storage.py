@@ -20,7 +20,9 @@ _REMOTE_SCHEMES = ("s3://", "gs://", "azure://", "hdfs://")
 _LOCAL_TYPES = ("shared_fs", "directory")
 
 
-def resolve_storage_path(checkpoint_storage: str | os.PathLike | Mapping[str, Any] | None) -> pathlib.Path:
+def resolve_storage_path(
+    checkpoint_storage: str | os.PathLike | Mapping[str, Any] | None,
+) -> pathlib.Path:
     """Return the folder that holds ``<uuid>/`` checkpoints, created and checked writable."""
     base = _base_path(checkpoint_storage)
     _ensure_writable_folder(base)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 import math
@@ -10,6 +9,7 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
+from shim.core.compat_enum import CompatEnum
 from shim.core.distributed import DistributedContext
 from shim.core.info import ClusterInfo
 from shim.core.sinks import JsonlSink, TensorboardSink, to_jsonable
@@ -20,13 +20,13 @@ __all__ = ["EarlyExitReason", "TensorboardMode", "TrainContext"]
 logger = logging.getLogger("shim.core")
 
 
-class EarlyExitReason(enum.Enum):
+class EarlyExitReason(CompatEnum):
     INVALID_HP = "EXITED_REASON_INVALID_HP"
     # This is generally only used in the python-side code.
     USER_REQUESTED_STOP = "EXITED_REASON_USER_REQUESTED_STOP"
 
 
-class TensorboardMode(enum.Enum):
+class TensorboardMode(CompatEnum):
     AUTO = "AUTO"
     MANUAL = "MANUAL"
 
@@ -142,9 +142,15 @@ class TrainContext:
         if isinstance(steps_completed, bool) or not isinstance(steps_completed, int):
             raise ShimError(f"steps_completed must be an int, not {steps_completed!r}")
         if not isinstance(metrics, dict):
-            raise ShimError(f"{group} metrics must be a dict of name -> value, not {type(metrics).__name__}")
+            raise ShimError(
+                f"{group} metrics must be a dict of name -> value, not {type(metrics).__name__}"
+            )
         values = to_jsonable(metrics)
-        record: dict[str, Any] = {"group": group, "steps_completed": steps_completed, "metrics": values}
+        record: dict[str, Any] = {
+            "group": group,
+            "steps_completed": steps_completed,
+            "metrics": values,
+        }
         if batch_metrics is not None:
             record["batch_metrics"] = to_jsonable(batch_metrics)
         self._jsonl.write(record)
@@ -155,7 +161,11 @@ class TrainContext:
         searcher = self._info.trial._config.get("searcher") or {}
         name = searcher.get("metric")
         value = to_jsonable(metrics.get(name)) if name else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return
         smaller = searcher.get("smaller_is_better", True)
         best = self._best_validation

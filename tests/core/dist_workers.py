@@ -16,7 +16,9 @@ import shim.core as core
 from shim.core.info import ClusterInfo
 
 
-def run(body: Callable[[core.Context, pathlib.Path], Any], tmp: pathlib.Path, port: int) -> list[Any]:
+def run(
+    body: Callable[[core.Context, pathlib.Path], Any], tmp: pathlib.Path, port: int
+) -> list[Any]:
     """Run ``body`` on 2 ranks; return each rank's JSON result."""
     mp.spawn(_entry, args=(body, tmp, port), nprocs=2, join=True)
     return [json.loads((tmp / f"result{rank}.json").read_text()) for rank in range(2)]
@@ -34,7 +36,9 @@ def _entry(rank: int, body: Callable, tmp: pathlib.Path, port: int) -> None:
         MASTER_PORT=str(port),
     )
     dist_ctx = core.DistributedContext.from_torch_distributed()
-    with core.local_init(distributed=dist_ctx, checkpoint_storage=tmp / "storage", info=ClusterInfo()) as ctx:
+    with core.local_init(
+        distributed=dist_ctx, checkpoint_storage=tmp / "storage", info=ClusterInfo()
+    ) as ctx:
         result = body(ctx, tmp)
     (tmp / f"result{rank}.json").write_text(json.dumps(result))
 

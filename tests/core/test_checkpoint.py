@@ -38,9 +38,10 @@ def test_checkpoint_layout_is_uuid_folder_with_metadata_json(storage: pathlib.Pa
 
 def test_an_error_inside_store_path_leaves_nothing_behind(storage: pathlib.Path) -> None:
     ctx = make_context(storage)
-    with pytest.raises(RuntimeError, match="boom"), ctx.checkpoint.store_path(
-        {"steps_completed": 1}
-    ) as (path, _):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        ctx.checkpoint.store_path({"steps_completed": 1}) as (path, _),
+    ):
         (path / "half.pt").write_bytes(b"x" * 100)
         raise RuntimeError("boom")
     assert [p.name for p in storage.iterdir() if p.name not in ("metrics", "tensorboard")] == []
@@ -51,8 +52,9 @@ def test_metadata_without_steps_completed_is_refused_before_anything_is_written(
 ) -> None:
     ctx = make_context(storage)
     before = sorted(storage.iterdir())
-    with pytest.raises(core.InvalidMetadata, match="steps_completed"), ctx.checkpoint.store_path(
-        {"epoch": 1}
+    with (
+        pytest.raises(core.InvalidMetadata, match="steps_completed"),
+        ctx.checkpoint.store_path({"epoch": 1}),
     ):
         pytest.fail("the body must not run")
     with pytest.raises(core.InvalidMetadata, match="steps_completed"):
@@ -62,8 +64,9 @@ def test_metadata_without_steps_completed_is_refused_before_anything_is_written(
 
 def test_metadata_that_is_not_json_is_refused(storage: pathlib.Path) -> None:
     ctx = make_context(storage)
-    with pytest.raises(core.InvalidMetadata, match="JSON"), ctx.checkpoint.store_path(
-        {"steps_completed": 1, "t": object()}
+    with (
+        pytest.raises(core.InvalidMetadata, match="JSON"),
+        ctx.checkpoint.store_path({"steps_completed": 1, "t": object()}),
     ):
         pass
 
@@ -71,16 +74,19 @@ def test_metadata_that_is_not_json_is_refused(storage: pathlib.Path) -> None:
 @pytest.mark.parametrize("bad", ["../x", "..", "/etc", "not-a-uuid", "A" * 36])
 def test_restore_path_refuses_ids_that_are_not_uuids(storage: pathlib.Path, bad: str) -> None:
     ctx = make_context(storage)
-    with pytest.raises(core.InvalidStorageId, match="not a checkpoint uuid"), ctx.checkpoint.restore_path(bad):
+    with (
+        pytest.raises(core.InvalidStorageId, match="not a checkpoint uuid"),
+        ctx.checkpoint.restore_path(bad),
+    ):
         pass
 
 
 def test_missing_checkpoint_names_the_path_and_the_storage(storage: pathlib.Path) -> None:
     ctx = make_context(storage)
     missing = "3f2c9a6e-1b2d-4c5e-8f90-a1b2c3d4e5f6"
-    with pytest.raises(core.CheckpointNotFound, match=f"{missing} not found.*{storage}"):
-        with ctx.checkpoint.restore_path(missing):
-            pass
+    restore = ctx.checkpoint.restore_path(missing)
+    with pytest.raises(core.CheckpointNotFound, match=f"{missing} not found.*{storage}"), restore:
+        pass
     with pytest.raises(FileNotFoundError):
         ctx.checkpoint.get_metadata(missing)
 
@@ -90,9 +96,9 @@ def test_a_folder_without_metadata_json_is_an_incomplete_checkpoint(storage: pat
     truncated = "3f2c9a6e-1b2d-4c5e-8f90-a1b2c3d4e5f6"
     (storage / truncated).mkdir()
     (storage / truncated / "state.pt").write_bytes(b"\x80")
-    with pytest.raises(core.IncompleteCheckpoint, match="no metadata.json"):
-        with ctx.checkpoint.restore_path(truncated):
-            pass
+    restore = ctx.checkpoint.restore_path(truncated)
+    with pytest.raises(core.IncompleteCheckpoint, match="no metadata.json"), restore:
+        pass
 
 
 def test_damaged_metadata_json_is_reported(storage: pathlib.Path) -> None:
@@ -150,7 +156,8 @@ def test_workers_cannot_store_without_shard(storage: pathlib.Path) -> None:
     dist = DummyDistributedContext()
     dist.rank = 1  # a worker's view, without starting a process group
     checkpoint = core.CheckpointContext(dist, storage)
-    with pytest.raises(core.ChiefOnlyError, match=r"rank=1"), checkpoint.store_path(
-        {"steps_completed": 1}
+    with (
+        pytest.raises(core.ChiefOnlyError, match=r"rank=1"),
+        checkpoint.store_path({"steps_completed": 1}),
     ):
         pass

@@ -26,11 +26,15 @@ def test_collectives_carry_python_objects_across_two_ranks(tmp_path: pathlib.Pat
     assert chief["process_group"] and worker["process_group"]
 
 
-def test_preemption_signalled_on_the_chief_stops_every_rank_at_the_same_step(tmp_path: pathlib.Path) -> None:
+def test_preemption_signalled_on_the_chief_stops_every_rank_at_the_same_step(
+    tmp_path: pathlib.Path,
+) -> None:
     assert dist_workers.run(dist_workers.preempt_on_chief, tmp_path, free_port()) == [[3], [3]]
 
 
-def test_a_worker_calling_store_path_without_shard_gets_a_clear_error(tmp_path: pathlib.Path) -> None:
+def test_a_worker_calling_store_path_without_shard_gets_a_clear_error(
+    tmp_path: pathlib.Path,
+) -> None:
     _, worker = dist_workers.run(dist_workers.worker_store_without_shard, tmp_path, free_port())
     assert "non-chief worker (rank=1)" in worker and "shard=True" in worker
 
@@ -46,13 +50,19 @@ def test_searcher_operations_reach_every_rank(tmp_path: pathlib.Path) -> None:
     assert dist_workers.run(dist_workers.searcher_in_step, tmp_path, free_port()) == [[12], [12]]
 
 
-def test_a_context_larger_than_one_process_needs_a_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_context_larger_than_one_process_needs_a_process_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(core.DistributedSetupError, match="rank 1 of 2.*torchrun"):
-        core.DistributedContext(rank=1, size=2, local_rank=1, local_size=2, cross_rank=0, cross_size=1)
+        core.DistributedContext(
+            rank=1, size=2, local_rank=1, local_size=2, cross_rank=0, cross_size=1
+        )
 
 
-def test_from_torch_distributed_names_the_missing_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_torch_distributed_names_the_missing_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(core.DistributedSetupError, match="LOCAL_WORLD_SIZE.*torchrun"):

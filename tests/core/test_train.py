@@ -10,8 +10,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import shim.core as core
-from shim.errors import ShimError
 from shim.core.info import ClusterInfo, TrialInfo
+from shim.errors import ShimError
 
 
 def make_context(storage: pathlib.Path, config: dict | None = None) -> core.Context:
@@ -29,7 +29,9 @@ def read_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
-def test_each_report_is_one_jsonl_record_with_group_step_metrics_and_time(storage: pathlib.Path) -> None:
+def test_each_report_is_one_jsonl_record_with_group_step_metrics_and_time(
+    storage: pathlib.Path,
+) -> None:
     with make_context(storage) as ctx:
         ctx.train.report_training_metrics(10, {"loss": 0.5}, batch_metrics=[{"loss": 0.4}])
         ctx.train.report_validation_metrics(10, {"val_loss": 0.25})
@@ -57,7 +59,13 @@ def test_tensors_and_numpy_values_are_converted(storage: pathlib.Path) -> None:
                 "arr": np.array([4, 5]),
             },
         )
-    assert read_records(ctx)[0]["metrics"] == {"t": 1.5, "n": 2.5, "i": 3, "vec": [1.0, 2.0], "arr": [4, 5]}
+    assert read_records(ctx)[0]["metrics"] == {
+        "t": 1.5,
+        "n": 2.5,
+        "i": 3,
+        "vec": [1.0, 2.0],
+        "arr": [4, 5],
+    }
 
 
 def test_metrics_reach_real_tensorboard_event_files(storage: pathlib.Path) -> None:
