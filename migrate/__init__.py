@@ -1,1 +1,42 @@
-"""The codemod (`migrate-trial`) and the linter (`lint-trial`); never imports torch."""
+"""The codemod (``migrate-trial``) and the linter (``lint-trial``); never imports torch.
+
+Attributes are loaded on first use so that ``import migrate`` costs nothing: the linter runs
+as a pre-commit hook, where start-up time is most of the run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import MigrateError, SourceError, UsageError
+    from .findings import Finding
+    from .lint import LintResult, lint_paths, lint_source
+
+__all__ = [
+    "Finding",
+    "LintResult",
+    "MigrateError",
+    "SourceError",
+    "UsageError",
+    "lint_paths",
+    "lint_source",
+]
+
+_HOMES = {
+    "Finding": "findings",
+    "LintResult": "lint",
+    "MigrateError": "errors",
+    "SourceError": "errors",
+    "UsageError": "errors",
+    "lint_paths": "lint",
+    "lint_source": "lint",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)
