@@ -6,6 +6,7 @@ Bases are resolved through the file's imports (any alias), through classes of th
 
 from __future__ import annotations
 
+import builtins
 import enum
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ __all__ = ["ClassInfo", "Kind", "ModuleClasses", "find_classes", "kind_of_name",
 _LIGHTNING_ROOTS = frozenset({"pytorch_lightning", "lightning"})
 _ADAPTER_ROOTS = frozenset({"determined", "shim"})
 # Bases from these roots can never be a class of a linted file, so they need no cross-file look.
-_NEVER_LOCAL = frozenset(sys.stdlib_module_names) | {"torch", "numpy", "builtins"}
+_NEVER_LOCAL = frozenset(sys.stdlib_module_names) | frozenset(dir(builtins)) | {"torch", "numpy"}
 
 
 class Kind(enum.Enum):
