@@ -264,3 +264,19 @@ def test_migrate_trial_is_not_implemented_yet_and_exits_2(
 ) -> None:
     assert migrate_main([]) == 2
     assert capsys.readouterr().err == "migrate-trial: not implemented yet\n"
+
+
+def test_parallel_jobs_report_files_that_fail_like_a_single_process(cli: Cli, tree: Path) -> None:
+    (tree / "src" / "broken.py").write_text("class Model(:\n")
+    serial, parallel = cli("src"), cli("--jobs", "2", "src")
+    assert (serial.code, serial.out, serial.err) == (parallel.code, parallel.out, parallel.err)
+    assert "src/broken.py:1:13: syntax error" in parallel.err
+
+
+def test_sarif_output_records_files_that_could_not_be_processed(cli: Cli, tree: Path) -> None:
+    (tree / "src" / "broken.py").write_text("def f(:\n")
+    run = cli("--output-format", "sarif", "src")
+    invocation = json.loads(run.out)["runs"][0]["invocations"][0]
+    assert run.code == 2 and invocation["executionSuccessful"] is False
+    (note,) = invocation["toolExecutionNotifications"]
+    assert note["message"]["text"] == "syntax error: invalid syntax"
