@@ -19,7 +19,13 @@ __all__ = ["ClassInfo", "Kind", "ModuleClasses", "find_classes", "kind_of_name",
 _LIGHTNING_ROOTS = frozenset({"pytorch_lightning", "lightning"})
 _ADAPTER_ROOTS = frozenset({"determined", "shim"})
 # Bases from these roots can never be a class of a linted file, so they need no cross-file look.
-_NEVER_LOCAL = frozenset(sys.stdlib_module_names) | frozenset(dir(builtins)) | {"torch", "numpy"}
+_NEVER_LOCAL = (
+    frozenset(sys.stdlib_module_names)
+    | frozenset(dir(builtins))
+    | _LIGHTNING_ROOTS
+    | _ADAPTER_ROOTS
+    | {"torch", "numpy"}
+)
 
 
 class Kind(enum.Enum):

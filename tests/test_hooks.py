@@ -18,6 +18,7 @@ from shim.hooks import (
     Status,
     by_scope,
     render_markdown_table,
+    render_readme_block,
     rules_by_code,
     sync_readme,
 )
@@ -189,7 +190,8 @@ def test_the_readme_table_is_generated_from_the_hook_table() -> None:
     assert sync_readme(README, write=False), "run: python -m shim.hooks --write-readme"
     text = README.read_text(encoding="utf-8")
     block = text[text.index(README_START) + len(README_START) : text.index(README_END)]
-    assert block == "\n" + render_markdown_table()
+    assert block == "\n" + render_readme_block()
+    assert block.endswith("\n" + render_markdown_table())
 
 
 def test_a_stale_readme_is_reported_and_rewritten(
