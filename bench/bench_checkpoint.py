@@ -62,18 +62,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = pathlib.Path(tmp)
         ctx = core.local_init(checkpoint_storage=folder / "storage", info=ClusterInfo())
+        durable = core.local_init(
+            checkpoint_storage=folder / "durable", info=ClusterInfo(), durable_checkpoints=True
+        )
         bare_round(state, folder)  # warm-up: page cache, allocator
         shim_round(state, ctx)
-        bare, shim = [], []
+        bare, shim, fsynced = [], [], []
         for _ in range(args.rounds):
             bare.append(bare_round(state, folder))
             shim.append(shim_round(state, ctx))
+            fsynced.append(shim_round(state, durable))
         ctx.close()
-    b, s = statistics.median(bare), statistics.median(shim)
+        durable.close()
+    b, s, d = (statistics.median(x) for x in (bare, shim, fsynced))
     print(f"state: {size_mb:.0f} MB in {len(state)} tensors, {args.rounds} rounds, medians")
-    print(f"bare torch.save+torch.load : {b * 1000:8.1f} ms")
-    print(f"shim store_path+restore_path: {s * 1000:8.1f} ms")
-    print(f"ratio shim/bare: {s / b:.3f} (bar: <= 1.20)")
+    print(f"bare torch.save+torch.load        : {b * 1000:8.1f} ms")
+    print(f"shim store_path+restore_path      : {s * 1000:8.1f} ms")
+    print(f"  with durable_checkpoints (fsync): {d * 1000:8.1f} ms")
+    print(f"ratio shim/bare: {s / b:.3f} (bar: <= 1.20); durable/bare: {d / b:.3f}")
 
 
 if __name__ == "__main__":

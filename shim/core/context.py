@@ -14,8 +14,8 @@ from shim.core.checkpoint import CheckpointContext
 from shim.core.distributed import DistributedContext, DummyDistributedContext
 from shim.core.info import ClusterInfo
 from shim.core.preempt import PreemptContext, PreemptMode
-from shim.core.searcher import SearcherContext, searcher_length
-from shim.core.storage import resolve_storage_path
+from shim.core.searcher import SearcherContext
+from shim.core.storage import resolve_storage_path, storage_base_path
 from shim.core.train import EarlyExitReason, TensorboardMode, TrainContext
 from shim.errors import ShimError
 
@@ -26,7 +26,17 @@ logger = logging.getLogger("shim.core")
 StorageSpec = str | os.PathLike | Mapping[str, Any] | None
 
 
-class InvalidHP(ShimError):
+def _invalid_hp_bases() -> tuple[type[Exception], ...]:
+    # Also a det.InvalidHP when Determined is installed, so the real context on a cluster
+    # recognises it too.
+    if importlib.util.find_spec("determined") is None:
+        return (ShimError,)
+    from determined import InvalidHP as DeterminedInvalidHP
+
+    return (ShimError, DeterminedInvalidHP)
+
+
+class InvalidHP(*_invalid_hp_bases()):  # type: ignore[misc]
     """Raise inside ``with init()`` to end a trial whose hyperparameters cannot work."""
 
 
@@ -74,7 +84,7 @@ class Context:
         exc_tb: types.TracebackType | None,
     ) -> None:
         self.close(exc_type, exc_val, exc_tb)
-        if exc_val is not None and type(exc_val).__name__ == "InvalidHP":
+        if exc_val is not None and any(c.__name__ == "InvalidHP" for c in type(exc_val).__mro__):
             self.train.report_early_exit(EarlyExitReason.INVALID_HP)
             logger.info("InvalidHP raised: the trial ends early with exit status 0")
             raise SystemExit(0)
@@ -108,11 +118,12 @@ def local_init(
     info: ClusterInfo | None = None,
     metrics_path: pathlib.Path | None = None,
     tensorboard_path: pathlib.Path | None = None,
+    durable_checkpoints: bool = False,
 ) -> Context:
     """The local context. ``run-trial`` passes ``info`` and may choose where metrics go; by
-    default they sit beside the checkpoints, under ``metrics/`` and ``tensorboard/``."""
+    default they sit beside the checkpoints, under ``metrics/`` and ``tensorboard/``.
+    ``durable_checkpoints`` fsyncs each checkpoint before publishing it (survives power loss)."""
     info = info if info is not None else ClusterInfo.from_env()
-    length, units = searcher_length(info.trial._config)
     storage = resolve_storage_path(checkpoint_storage)
     dist = distributed if distributed is not None else DummyDistributedContext()
     trial = f"trial_{info.trial.trial_id}"
@@ -125,20 +136,31 @@ def local_init(
         tensorboard_path or storage / "tensorboard" / f"{trial}{suffix}",
         tensorboard_mode,
     )
-    checkpoint = CheckpointContext(dist, storage, on_stored=lambda *_: train.flush())
+    checkpoint = CheckpointContext(
+        dist, storage, on_stored=lambda *_: train.flush(), durable=durable_checkpoints
+    )
     return Context(
         checkpoint=checkpoint,
         distributed=dist,
         preempt=PreemptContext(dist, preempt_mode),
         train=train,
-        searcher=SearcherContext(dist, length, units),
+        searcher=SearcherContext(dist, info.trial._config),
         info=info,
     )
 
 
+def _for_determined(spec: StorageSpec) -> str | dict[str, Any] | None:
+    """Determined's init() takes a path string or a cloud dict; it refuses shared_fs dicts."""
+    if isinstance(spec, os.PathLike):
+        return os.fspath(spec)
+    if isinstance(spec, Mapping) and spec.get("type") in ("shared_fs", "directory"):
+        return str(storage_base_path(spec))
+    return dict(spec) if isinstance(spec, Mapping) else spec
+
+
 def _determined_init(
     distributed: DistributedContext | None,
-    checkpoint_storage: str | dict[str, Any] | None,
+    checkpoint_storage: StorageSpec,
     preempt_mode: PreemptMode,
     tensorboard_mode: TensorboardMode,
 ) -> Any:
@@ -149,8 +171,8 @@ def _determined_init(
 
     if getattr(det, "__shim__", False) or det.get_cluster_info() is None:
         return None
-    real_dist = None
-    if distributed is not None:
+    real_dist: Any = distributed
+    if isinstance(distributed, DistributedContext):
         real_dist = det.core.DistributedContext(
             rank=distributed.rank,
             size=distributed.size,
@@ -162,7 +184,7 @@ def _determined_init(
         )
     return det.core.init(
         distributed=real_dist,
-        checkpoint_storage=checkpoint_storage,
+        checkpoint_storage=_for_determined(checkpoint_storage),
         preempt_mode=det.core.PreemptMode(PreemptMode(preempt_mode).value),
         tensorboard_mode=det.core.TensorboardMode(TensorboardMode(tensorboard_mode).value),
     )

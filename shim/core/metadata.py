@@ -13,13 +13,13 @@ __all__ = ["merge_metadata", "validated_metadata"]
 
 def validated_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """Check metadata before anything is written: a JSON object with ``steps_completed``."""
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidMetadata(f"checkpoint metadata must be a dict, not {type(metadata).__name__}")
     if metadata is None or "steps_completed" not in metadata:
         raise InvalidMetadata(
             "checkpoint metadata must contain 'steps_completed' (the number of batches trained); "
             "pass e.g. store_path({'steps_completed': step})"
         )
-    if not isinstance(metadata, dict):
-        raise InvalidMetadata(f"checkpoint metadata must be a dict, not {type(metadata).__name__}")
     steps = metadata["steps_completed"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise InvalidMetadata(

@@ -38,12 +38,15 @@ class PreemptContext:
     """``should_preempt()`` turns True once this process (by default: the chief) got a signal."""
 
     def __init__(
-        self, dist: DistributedContext, preempt_mode: PreemptMode = PreemptMode.WorkersAskChief
+        self,
+        dist: DistributedContext | Any,
+        preempt_mode: PreemptMode = PreemptMode.WorkersAskChief,
     ) -> None:
         self._dist = dist
         self._preempt_mode = PreemptMode(preempt_mode)
         self._started = False
         self._signalled: int | None = None
+        self._received: set[int] = set()
         self._previous: dict[int, _Handler] = {}
         self._acknowledged = False
 
@@ -56,6 +59,11 @@ class PreemptContext:
         if threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._on_signal)
+        else:
+            logger.warning(
+                "PreemptContext started off the main thread: SIGTERM/SIGINT cannot be caught "
+                "here, so only request_preemption() preempts"
+            )
         return self
 
     def close(self) -> None:
@@ -70,8 +78,10 @@ class PreemptContext:
         self.close()
 
     def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
-        if self._signalled is None:
-            self._signalled = signum
+        if signum not in self._received:
+            self._received.add(signum)
+            if self._signalled is None:
+                self._signalled = signum
             return
         previous = self._previous.get(signum)
         if callable(previous):
@@ -97,14 +107,14 @@ class PreemptContext:
         elif self._dist.rank == 0:
             out = local
             if self._preempt_mode == PreemptMode.WorkersAskChief:
-                out = self._dist._broadcast_flag(out)
+                out = _broadcast_flag(self._dist, out)
         elif self._preempt_mode == PreemptMode.ChiefOnly:
             raise ChiefOnlyError(
                 "PreemptContext was configured with preempt_mode=ChiefOnly but "
                 f".should_preempt() was called from non-chief worker of rank={self._dist.rank}"
             )
         else:
-            out = self._dist._broadcast_flag(False)
+            out = _broadcast_flag(self._dist, False)
         if out and auto_ack and not self._acknowledged:
             self.acknowledge_preemption_signal()
         return out
@@ -115,3 +125,9 @@ class PreemptContext:
             self._acknowledged = True
             name = signal.Signals(self._signalled).name if self._signalled else "a request"
             logger.info("preemption acknowledged (%s); exiting at this step to resume later", name)
+
+
+def _broadcast_flag(dist: Any, flag: bool) -> bool:
+    # A determined.core.DistributedContext (ZMQ) may be passed in too; it has no tensor path.
+    fast = getattr(dist, "_broadcast_flag", None)
+    return bool(fast(flag)) if fast is not None else bool(dist.broadcast(flag))

@@ -98,12 +98,12 @@ class SearcherOperation:
 
 
 class SearcherContext:
-    def __init__(
-        self, dist: DistributedContext, length: int | None, units: Unit | None = None
-    ) -> None:
+    """Reads ``searcher.max_length`` only when asked, so a script that never uses the searcher
+    is not stopped by a config it does not need."""
+
+    def __init__(self, dist: DistributedContext, config: dict[str, Any]) -> None:
         self._dist = dist
-        self._length = length
-        self._units = units
+        self._config = config
 
     def operations(
         self,
@@ -114,7 +114,8 @@ class SearcherContext:
         yield from self._operations(SearcherMode(searcher_mode))
 
     def _operations(self, searcher_mode: SearcherMode) -> Iterator[SearcherOperation]:
-        if self._length is None:
+        length, _ = searcher_length(self._config)
+        if length is None:
             raise ShimError(
                 "searcher.operations() needs searcher.max_length in the experiment config "
                 "(deprecated in Determined 0.38); set it, or drop operations() and put the "
@@ -122,7 +123,7 @@ class SearcherContext:
             )
         rank = self._dist.rank
         if rank == 0:
-            op = SearcherOperation(self._length, True, rank)
+            op = SearcherOperation(length, True, rank)
             if searcher_mode == SearcherMode.WorkersAskChief:
                 self._dist.broadcast(op.length)
             yield op
@@ -136,11 +137,11 @@ class SearcherContext:
                 "you cannot call searcher.operations(searcher_mode=ChiefOnly) from a non-chief "
                 f"worker (this is rank {rank})"
             )
-        while (length := self._dist.broadcast(None)) is not None:
-            yield SearcherOperation(length, False, rank)
+        while (op_length := self._dist.broadcast(None)) is not None:
+            yield SearcherOperation(op_length, False, rank)
 
     def acknowledge_out_of_ops(self) -> None:
         """Ignored, as in Determined 0.38."""
 
     def get_configured_units(self) -> Unit | None:
-        return self._units
+        return searcher_length(self._config)[1]

@@ -18,22 +18,33 @@ logger = logging.getLogger("shim.core")
 
 def to_jsonable(value: Any) -> Any:
     """Tensors and numpy values become Python numbers or lists; containers are walked."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, float):
+        return _finite_or_name(value)
     if hasattr(value, "detach") and hasattr(
         value, "tolist"
     ):  # torch.Tensor, without importing torch
         value = value.detach().cpu()
-        return value.item() if value.numel() == 1 else value.tolist()
+        return to_jsonable(value.item() if value.numel() == 1 else value.tolist())
     if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalar or array
-        return value.tolist()
-    if isinstance(value, numbers.Number):
-        return float(value)  # type: ignore[arg-type]
+        return to_jsonable(value.tolist())
+    if isinstance(value, numbers.Real):
+        return _finite_or_name(float(value))
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return repr(value)
+
+
+def _finite_or_name(number: float) -> float | str:
+    # As Determined's json_encode: strict JSON has no NaN/Infinity, so they become strings.
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    return number
 
 
 class JsonlSink:
@@ -47,7 +58,8 @@ class JsonlSink:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps({**record, "time": time.time()}) + "\n")
+        line = json.dumps({**record, "time": time.time()}, allow_nan=False)
+        self._file.write(line + "\n")
         self._file.flush()
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from shim.core.errors import StorageConfigError
 
-__all__ = ["DEFAULT_STORAGE", "resolve_storage_path"]
+__all__ = ["DEFAULT_STORAGE", "resolve_storage_path", "storage_base_path"]
 
 # Relative to the working directory, so a laptop run keeps its checkpoints where it can see them
 # (Determined's own off-cluster default is ~/.local/share/determined).
@@ -24,12 +24,13 @@ def resolve_storage_path(
     checkpoint_storage: str | os.PathLike | Mapping[str, Any] | None,
 ) -> pathlib.Path:
     """Return the folder that holds ``<uuid>/`` checkpoints, created and checked writable."""
-    base = _base_path(checkpoint_storage)
+    base = storage_base_path(checkpoint_storage)
     _ensure_writable_folder(base)
     return base
 
 
-def _base_path(spec: str | os.PathLike | Mapping[str, Any] | None) -> pathlib.Path:
+def storage_base_path(spec: str | os.PathLike | Mapping[str, Any] | None) -> pathlib.Path:
+    """The folder a spec names, without touching the disk."""
     if spec is None:
         return pathlib.Path(DEFAULT_STORAGE).absolute()
     if isinstance(spec, Mapping):

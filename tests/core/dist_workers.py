@@ -92,10 +92,71 @@ def sharded_store(ctx: core.Context, tmp: pathlib.Path) -> Any:
 
 
 def searcher_in_step(ctx: core.Context, tmp: pathlib.Path) -> Any:
-    ctx.searcher._length = 12
+    ctx.searcher._config = {"searcher": {"max_length": {"batches": 12}}}
     lengths = []
     for op in ctx.searcher._operations(core.SearcherMode.WorkersAskChief):
         lengths.append(op.length)
         if ctx.distributed.rank == 0:
             op.report_completed(0.0)
     return lengths
+
+
+def _error_of(fn: Callable[[], Any]) -> str:
+    try:
+        fn()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "no error"
+
+
+def sharded_error_paths(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    rank = ctx.distributed.rank
+    checkpoint = ctx.checkpoint
+    out: dict[str, Any] = {}
+
+    def failing_store() -> None:
+        with checkpoint.store_path({"steps_completed": 1}, shard=True) as (path, _):
+            (path / f"part{rank}").write_text("x")
+            if rank == 1:
+                raise OSError("disk full")
+
+    out["store"] = _error_of(failing_store)
+    out["leftovers"] = sorted(p.name for p in checkpoint.storage_path.iterdir())
+
+    def conflicting_metadata() -> None:
+        with checkpoint.store_path({"steps_completed": 1, "lr": rank}, shard=True):
+            pass
+
+    out["metadata"] = _error_of(conflicting_metadata)
+
+    shared = tmp / "shared"
+    shared.mkdir(exist_ok=True)
+    (shared / "same.bin").write_text("same")
+    sid = checkpoint.upload(shared, {"steps_completed": 2}, shard=True)
+    out["dedup"] = sorted(p.name for p in (checkpoint.storage_path / sid).iterdir())
+
+    own = tmp / f"own{rank}"
+    own.mkdir(exist_ok=True)
+    (own / "clash.bin").write_text(str(rank))
+    out["clash"] = _error_of(lambda: checkpoint.upload(own, {"steps_completed": 3}, shard=True))
+    missing = tmp / "missing" if rank == 1 else own
+    out["missing"] = _error_of(
+        lambda: checkpoint.upload(missing, {"steps_completed": 3}, shard=True)
+    )
+    return out
+
+
+def chief_only_preempt(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    preempt = core.PreemptContext(ctx.distributed, core.PreemptMode.ChiefOnly).start()
+    try:
+        if ctx.distributed.rank == 0:
+            return preempt.should_preempt()
+        return _error_of(preempt.should_preempt)
+    finally:
+        preempt.close()
+
+
+def signal_on_worker_only(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    if ctx.distributed.rank == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return [ctx.preempt.should_preempt() for _ in range(3)]

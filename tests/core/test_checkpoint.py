@@ -161,3 +161,28 @@ def test_workers_cannot_store_without_shard(storage: pathlib.Path) -> None:
         checkpoint.store_path({"steps_completed": 1}),
     ):
         pass
+
+
+def test_metadata_that_is_not_a_dict_is_refused(storage: pathlib.Path) -> None:
+    ctx = make_context(storage)
+    store = ctx.checkpoint.store_path(5)  # type: ignore[arg-type]
+    with pytest.raises(core.InvalidMetadata, match="must be a dict, not int"), store:
+        pass
+
+
+def test_metadata_json_that_is_not_an_object_is_a_damaged_checkpoint(storage: pathlib.Path) -> None:
+    ctx = make_context(storage)
+    with ctx.checkpoint.store_path({"steps_completed": 1}) as (_, storage_id):
+        pass
+    (storage / storage_id / "metadata.json").write_text("[1]")
+    with pytest.raises(core.IncompleteCheckpoint, match="holds list, not an object"):
+        ctx.checkpoint.get_metadata(storage_id)
+
+
+def test_durable_checkpoints_round_trip_the_same(storage: pathlib.Path) -> None:
+    ctx = core.local_init(checkpoint_storage=storage, info=ClusterInfo(), durable_checkpoints=True)
+    with ctx.checkpoint.store_path({"steps_completed": 2}) as (path, storage_id):
+        (path / "sub").mkdir()
+        (path / "sub" / "w.bin").write_bytes(b"w")
+    with ctx.checkpoint.restore_path(storage_id) as path:
+        assert (path / "sub" / "w.bin").read_bytes() == b"w"

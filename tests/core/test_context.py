@@ -111,5 +111,21 @@ def test_the_readme_example_trains_checkpoints_and_resumes(tmp_path: pathlib.Pat
     assert first["status"] == "completed" and first["steps_completed"] == 100
     second = run("--steps", "150", "--resume", first["latest_checkpoint"])
     assert second["steps_completed"] == 150
-    records = [json.loads(x) for x in pathlib.Path(second["metrics"]).read_text().splitlines()]
+    metrics = storage / "metrics" / "trial_1.jsonl"
+    records = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["steps_completed"] for r in records if r["group"] == "training"] == [50, 100, 150]
+
+
+def test_on_a_cluster_storage_dicts_become_paths_and_determineds_own_distributed_context_passes(
+    monkeypatch: pytest.MonkeyPatch, storage: pathlib.Path
+) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(det, "get_cluster_info", lambda: object())
+    monkeypatch.setattr(det_core, "init", lambda **kwargs: calls.append(kwargs))
+    theirs = det_core.DummyDistributedContext()
+    spec = {"type": "shared_fs", "host_path": str(storage), "storage_path": "ck"}
+    core.init(distributed=theirs, checkpoint_storage=spec)
+    core.init(checkpoint_storage=storage)  # type: ignore[arg-type]
+    assert calls[0]["distributed"] is theirs
+    assert calls[0]["checkpoint_storage"] == str(storage / "ck")
+    assert calls[1]["checkpoint_storage"] == str(storage)

@@ -246,3 +246,16 @@ def test_invalid_hp_ends_the_trial_with_exit_status_zero(
 def test_should_preempt_before_start_raises(factory: Any, storage: pathlib.Path) -> None:
     with pytest.raises(RuntimeError, match="before PreemptContext.start"):
         factory(storage).preempt.should_preempt()
+
+
+@pytest.mark.parametrize("factory", FACTORIES, ids=["shim", "determined"])
+def test_shims_invalid_hp_and_its_subclasses_end_either_context_cleanly(
+    factory: Any, storage: pathlib.Path
+) -> None:
+    class LearningRateTooLarge(core.InvalidHP):
+        pass
+
+    for error in (core.InvalidHP("x"), LearningRateTooLarge("x")):
+        with pytest.raises(SystemExit) as exited, factory(storage):
+            raise error
+        assert exited.value.code == 0

@@ -79,3 +79,30 @@ def test_from_torch_distributed_names_the_missing_variables(
 def test_inconsistent_ranks_are_refused(ranks: dict[str, int]) -> None:
     with pytest.raises(core.DistributedSetupError, match="non-negative|inconsistent"):
         core.DistributedContext(**ranks)
+
+
+def test_sharded_writes_fail_together_and_leave_nothing(tmp_path: pathlib.Path) -> None:
+    chief, worker = dist_workers.run(dist_workers.sharded_error_paths, tmp_path, free_port())
+    assert worker["store"] == "OSError: disk full"
+    assert chief["store"].startswith("CheckpointError") and "rank(s) [1] failed" in chief["store"]
+    assert chief["leftovers"] == worker["leftovers"] == []
+    for result in (chief, worker):
+        assert result["metadata"].startswith("InvalidMetadata") and "/lr" in result["metadata"]
+        assert result["dedup"] == ["metadata.json", "same.bin"]
+        assert "clash.bin (ranks [0, 1])" in result["clash"]
+        assert "{1: " in result["missing"] and "is not a folder" in result["missing"]
+
+
+def test_chief_only_preemption_refuses_a_worker_by_rank(tmp_path: pathlib.Path) -> None:
+    chief, worker = dist_workers.run(dist_workers.chief_only_preempt, tmp_path, free_port())
+    assert chief is False
+    assert worker.startswith("ChiefOnlyError") and "rank=1" in worker
+
+
+def test_a_signal_to_a_worker_alone_does_not_preempt_when_workers_ask_the_chief(
+    tmp_path: pathlib.Path,
+) -> None:
+    assert dist_workers.run(dist_workers.signal_on_worker_only, tmp_path, free_port()) == [
+        [False] * 3,
+        [False] * 3,
+    ]

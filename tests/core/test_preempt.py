@@ -101,3 +101,13 @@ def test_sigterm_to_a_real_script_checkpoints_and_exits_preempted(tmp_path: path
     assert summary["steps_completed"] == 50, "stops at the next batch boundary"
     metadata = json.loads((storage / summary["latest_checkpoint"] / "metadata.json").read_text())
     assert metadata == {"steps_completed": 50}
+
+
+def test_a_sigterm_after_a_sigint_does_not_kill_the_process() -> None:
+    preempt = started()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)  # a different kind: still only a request
+        assert preempt.should_preempt() is True
+    finally:
+        preempt.close()

@@ -8,8 +8,12 @@ from shim.core.searcher import searcher_length
 from shim.errors import ShimError
 
 
+def config(max_length: object) -> dict:
+    return {"searcher": {"metric": "loss", "max_length": max_length}}
+
+
 def test_operations_yield_one_op_of_the_configured_length_with_a_future_warning() -> None:
-    searcher = core.SearcherContext(DummyDistributedContext(), 500, core.Unit.BATCHES)
+    searcher = core.SearcherContext(DummyDistributedContext(), config({"batches": 500}))
     with pytest.warns(FutureWarning, match="deprecated in Determined 0.38.0"):
         ops = []
         for op in searcher.operations():
@@ -22,7 +26,7 @@ def test_operations_yield_one_op_of_the_configured_length_with_a_future_warning(
 
 
 def test_an_op_not_completed_raises_like_determined() -> None:
-    searcher = core.SearcherContext(DummyDistributedContext(), 5)
+    searcher = core.SearcherContext(DummyDistributedContext(), config(5))
     with pytest.warns(FutureWarning), pytest.raises(RuntimeError, match="report_completed"):
         for _ in searcher.operations():
             pass
@@ -42,7 +46,7 @@ def test_workers_may_not_report_and_the_error_names_the_rank() -> None:
 
 
 def test_operations_without_max_length_explain_the_fix() -> None:
-    searcher = core.SearcherContext(DummyDistributedContext(), None)
+    searcher = core.SearcherContext(DummyDistributedContext(), {})
     with pytest.warns(FutureWarning), pytest.raises(ShimError, match="searcher.max_length"):
         next(iter(searcher.operations()))
 
@@ -65,3 +69,10 @@ def test_searcher_length_reads_every_max_length_form(max_length: object, expecte
 def test_bad_max_length_is_refused_with_examples(bad: object) -> None:
     with pytest.raises(ShimError, match=r"max_length .* is not valid|must be an int"):
         searcher_length({"searcher": {"max_length": bad}})
+
+
+def test_a_bad_max_length_only_fails_when_the_searcher_is_used(storage: object) -> None:
+    info = core.ClusterInfo(trial=core.TrialInfo(_config=config({"steps": 5})))
+    ctx = core.local_init(checkpoint_storage=str(storage), info=info)
+    with ctx, pytest.warns(FutureWarning), pytest.raises(ShimError, match="max_length"):
+        next(iter(ctx.searcher.operations()))
