@@ -1,14 +1,123 @@
-"""``run-trial``: runs a legacy LightningAdapter trial (the runner lands with its own issue)."""
+"""``run-trial CONFIG [CONTEXT_DIR]``: run a legacy LightningAdapter trial unchanged.
 
+Exit status: 0 completed, 1 the trial failed (after its restarts), 2 bad input (config, trial
+file, hooks the hook table rejects), 3 preempted (run the same command again to resume).
+Progress goes to stderr; ``--json`` prints the final summary as one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import pathlib
 import sys
+import warnings
+from collections.abc import Sequence
+
+from shim.errors import ShimError
 
 __all__ = ["main"]
 
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
 
-def main(argv: list[str] | None = None) -> int:
-    print(
-        "run-trial: not implemented yet; run a Core API script on shim.core meanwhile "
-        "(see fixtures/core_api_example/train.py)",
-        file=sys.stderr,
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run-trial",
+        description="Run a legacy Determined LightningAdapter trial locally (resumes by default).",
+        epilog="Also: run-trial export-lightning CHECKPOINT_DIR OUT.ckpt --config CONFIG",
     )
-    return 2
+    parser.add_argument("config", type=pathlib.Path, help="experiment config (const.yaml)")
+    parser.add_argument(
+        "context_dir", type=pathlib.Path, nargs="?", help="folder with the trial (default: the config's folder)"
+    )
+    parser.add_argument("--hparam", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a hyperparameter (repeatable; dotted names for nested ones)")
+    parser.add_argument("--max-length", type=int, metavar="BATCHES",
+                        help="train this many batches instead of searcher.max_length")
+    parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    parser.add_argument("--checkpoint-storage", metavar="DIR", help="override checkpoint_storage")
+    parser.add_argument("--seed", type=int, help="override reproducibility.experiment_seed")
+    parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    parser.add_argument("--plain", action="store_true", help="plain lines, no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["export-lightning"]:
+        from shim.export import export_main
+
+        return export_main(args_list[1:])
+    args = _run_parser().parse_args(args_list)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _run(args)
+    except ShimError as exc:
+        print(f"run-trial: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("run-trial: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from shim.config import load_experiment_config
+    from shim.progress import make_reporter
+    from shim.runner import RunOptions, run_trial
+
+    overrides = dict(_split_hparam(item) for item in args.hparam)
+    if args.max_length is not None and args.max_length < 1:
+        raise ShimError(f"--max-length must be at least 1 batch, not {args.max_length}")
+    config = load_experiment_config(args.config)
+    context_dir = args.context_dir or args.config.resolve().parent
+    if not context_dir.is_dir():
+        raise ShimError(f"CONTEXT_DIR {context_dir} is not a folder")
+    reporter = make_reporter(force_plain=args.plain)
+    warnings.showwarning = _warning_printer(reporter)
+    options = RunOptions(
+        context_dir=context_dir,
+        hparam_overrides=overrides,
+        max_length=args.max_length,
+        fresh=args.fresh,
+        checkpoint_storage=args.checkpoint_storage,
+        seed=args.seed,
+    )
+    try:
+        summary = run_trial(config, options, reporter)
+    except ShimError:
+        reporter.close()
+        raise
+    except Exception as exc:
+        reporter.close()
+        print(f"run-trial: the trial failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    reporter.on_end(summary)
+    reporter.close()
+    if args.json:
+        print(summary.to_json())
+    return EXIT_PREEMPTED if summary.status == "preempted" else EXIT_OK
+
+
+def _split_hparam(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ShimError(f"--hparam {item!r}: use NAME=VALUE, e.g. --hparam learning_rate=0.01")
+    return name.strip(), value
+
+
+def _warning_printer(reporter: object) -> object:
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: object = None, line: str | None = None) -> None:
+        text = f"{category.__name__}: {message}"
+        on_message = getattr(reporter, "on_message", None)
+        if on_message is not None:
+            on_message(text)
+        else:
+            print(text, file=sys.stderr)
+
+    return show
+
+
+if __name__ == "__main__":
+    sys.exit(main())

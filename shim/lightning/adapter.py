@@ -1,0 +1,289 @@
+"""``LightningAdapter``: a PyTorchTrial that trains a LightningModule with Lightning's semantics.
+
+Public Lightning surface only: hooks are called directly, ``configure_optimizers`` is parsed
+here, ``log``/``log_dict``/``print``/``optimizers``/``lr_schedulers``/``clip_gradients`` are bound
+on the instance, and a small trainer stand-in answers ``current_epoch``, ``global_step`` and the
+like. Works with ``pytorch_lightning`` 1.9 and 2.x and with ``lightning.pytorch``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from shim.errors import ShimError
+from shim.lightning.callback import LightningCallback
+from shim.lightning.compat import check_module, where
+from shim.lightning.module_hooks import ModuleHooks
+from shim.lightning.log import LogCollector
+from shim.lightning.optimizers import parse_configure_optimizers, scheduler_should_step
+from shim.lightning.precision import Precision
+from shim.lightning.trainer_stub import TrainerStub
+from shim.lightning.train_step import run_training_batch
+from shim.pytorch.callback import PyTorchCallback
+from shim.pytorch.context import PyTorchTrialContext
+from shim.pytorch.lr_scheduler import LRScheduler
+from shim.pytorch.trial import PyTorchTrial
+
+__all__ = ["LightningAdapter"]
+
+
+class LightningAdapter(PyTorchTrial):
+    """Determined's ``LightningAdapter(context, lightning_module, precision=32,
+    amp_backend="native", amp_level="O2")``; subclasses add the two data loader builders."""
+
+    # Lightning validates at the end of an epoch before training_epoch_end/on_train_epoch_end.
+    _shim_validate_before_epoch_end = True
+
+    def __init__(
+        self,
+        context: PyTorchTrialContext,
+        lightning_module: Any,
+        precision: int | str = 32,
+        amp_backend: str = "native",
+        amp_level: str = "O2",
+    ) -> None:
+        self._context = context
+        self.lightning_module = lm = lightning_module
+        self._precision = Precision.parse(precision, amp_backend, context.device)
+        check_module(lm)
+        self._hooks = ModuleHooks(lm)
+        self._log = LogCollector(is_global_zero=context.distributed.rank == 0)
+        self._trainer = TrainerStub(self, self._precision.lightning_name(lm))
+        self._epoch_outputs: list[Any] = []
+        self._pending_epoch_metrics: dict[str, float] = {}
+        self._validation_outputs: list[Any] = []
+        context.wrap_model(lm)
+        self._bind_module(lm)
+        if self._hooks.prepare_data is not None:
+            self._hooks.prepare_data()
+        if self._hooks.setup is not None:
+            self._hooks.setup("fit")
+        self._configure_optimizers()
+        if self._precision.scaler is not None:
+            context.wrap_scaler(self._precision.scaler)
+        if self._hooks.on_fit_start is not None:
+            self._hooks.on_fit_start()
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _bind_module(self, lm: Any) -> None:
+        lm.trainer = self._trainer
+        lm.log = self._log.log
+        lm.log_dict = self._log.log_dict
+        lm.print = types.MethodType(_print_on_rank_zero, lm)
+        lm.optimizers = types.MethodType(_optimizers_of(self), lm)
+        lm.lr_schedulers = types.MethodType(_schedulers_of(self), lm)
+        lm.clip_gradients = types.MethodType(_clip_gradients, lm)
+        lm.manual_backward = types.MethodType(_manual_backward_rejected, lm)
+
+    def _configure_optimizers(self) -> None:
+        lm = self.lightning_module
+        source = self._where("configure_optimizers")
+        self._plan = parse_configure_optimizers(lm.configure_optimizers(), source=source)
+        self._optimizers = [self._context.wrap_optimizer(c.optimizer) for c in self._plan.optimizers]
+        for cfg in self._plan.schedulers:
+            self._context.wrap_lr_scheduler(cfg.scheduler, LRScheduler.StepMode.MANUAL_STEP)
+        self._trainer.lr_scheduler_configs = list(self._plan.schedulers)
+        if len(self._optimizers) > 1 and self._hooks.training_step_takes_idx is False:
+            raise ShimError(
+                f"{self._where('training_step')}: the module defines {len(self._optimizers)} "
+                "optimizers but training_step is missing the optimizer_idx argument"
+            )
+
+    def _where(self, name: str) -> str:
+        fn = getattr(type(self.lightning_module), name, None)
+        return where(fn) if fn is not None else type(self.lightning_module).__qualname__
+
+    # -- the PyTorchTrial interface ---------------------------------------------------------------
+
+    def train_batch(self, batch: Any, epoch_idx: int, batch_idx: int) -> dict[str, Any]:
+        return run_training_batch(self, batch, epoch_idx, batch_idx)
+
+    def evaluate_batch(self, batch: Any, batch_idx: int) -> dict[str, Any]:
+        lm, hooks = self.lightning_module, self._hooks
+        self._log.batch = batch
+        if hooks.on_validation_batch_start is not None:
+            with self._in_hook("on_validation_batch_start"):
+                hooks.on_validation_batch_start(batch, batch_idx, *hooks.val_batch_extra)
+        with self._autocast(), self._in_hook("validation_step"):
+            output = lm.validation_step(batch, batch_idx)
+        if hooks.validation_step_end is not None:
+            with self._in_hook("validation_step_end"):
+                ended = hooks.validation_step_end(output)
+            output = output if ended is None else ended
+        if hooks.on_validation_batch_end is not None:
+            with self._in_hook("on_validation_batch_end"):
+                hooks.on_validation_batch_end(output, batch, batch_idx, *hooks.val_batch_end_extra)
+        if output is not None:
+            self._validation_outputs.append(output)
+        return _scalar_metrics(output)
+
+    def build_callbacks(self) -> dict[str, PyTorchCallback]:
+        return {"_lightning_module": LightningCallback(self)}
+
+    def _shim_validation_metrics(self) -> dict[str, float]:
+        """Epoch values logged in validation (and the last training epoch's)."""
+        metrics = {**self._pending_epoch_metrics, **self._log.finish_epoch("val")}
+        self._pending_epoch_metrics = {}
+        return metrics
+
+    def _shim_on_run_end(self, status: str) -> None:
+        hooks = self._hooks
+        if status == "completed":
+            for hook in (hooks.on_train_end, hooks.on_fit_end):
+                if hook is not None:
+                    hook()
+        if hooks.teardown is not None:
+            hooks.teardown("fit")
+
+    # -- used by the training step and the callback -----------------------------------------------
+
+    def _begin_batch(self, batch: Any, epoch_idx: int) -> None:
+        self._trainer.current_epoch = epoch_idx
+        self._log.batch = batch
+
+    @contextlib.contextmanager
+    def _in_hook(self, name: str) -> Iterator[None]:
+        previous, self._log.current_hook = self._log.current_hook, name
+        try:
+            yield
+        finally:
+            self._log.current_hook = previous
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return self._precision.autocast()
+
+    @property
+    def _scaler(self) -> Any:
+        return self._precision.scaler
+
+    def _batch_metrics(self, outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """The batch's training metrics: step-logged values and scalar outputs, with
+        ``opt{i}_`` prefixes where several optimizers return the same name."""
+        metrics: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        for output in outputs:
+            for name in _scalar_metrics(output):
+                seen[name] = seen.get(name, 0) + 1
+        for idx, output in enumerate(outputs):
+            for name, value in _scalar_metrics(output).items():
+                metrics[f"opt{idx}_{name}" if seen[name] > 1 else name] = value
+        metrics.update(self._log.take_step_metrics())
+        return metrics
+
+    def _collect_epoch_output(self, batch_output: Any) -> None:
+        if self._hooks.training_epoch_end is None or batch_output is None:
+            return
+        if isinstance(batch_output, list) and all(o is None for o in batch_output):
+            return
+        self._epoch_outputs.append(batch_output)
+
+    def _step_epoch_schedulers(self, epoch_idx: int) -> None:
+        for cfg in self._plan.schedulers:
+            if cfg.interval == "epoch" and not cfg.reduce_on_plateau:
+                if scheduler_should_step(cfg, interval="epoch", batch_idx=0, epoch=epoch_idx):
+                    cfg.scheduler.step()
+
+    def _step_plateau_schedulers(self, epoch_idx: int) -> None:
+        for cfg in self._plan.schedulers:
+            if not cfg.reduce_on_plateau or not scheduler_should_step(
+                cfg, interval="epoch", batch_idx=0, epoch=epoch_idx
+            ):
+                continue
+            value = self._log.callback_metrics.get(cfg.monitor or "")
+            if value is None:
+                message = (
+                    f"ReduceLROnPlateau conditioned on metric {cfg.monitor!r} which is not "
+                    f"available; available metrics are {sorted(self._log.callback_metrics)}"
+                )
+                if cfg.strict:
+                    raise ShimError(f"{self._where('configure_optimizers')}: {message}")
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+                continue
+            cfg.scheduler.step(value)
+
+    def _adapter_state(self) -> dict[str, Any]:
+        return {
+            "global_step": self._trainer.global_step,
+            "epoch_outputs": self._epoch_outputs,
+            "log": self._log.state_dict(),
+            "pending_epoch_metrics": self._pending_epoch_metrics,
+        }
+
+    def _load_adapter_state(self, state: dict[str, Any]) -> None:
+        self._trainer.global_step = int(state.get("global_step", 0))
+        self._epoch_outputs = list(state.get("epoch_outputs", []))
+        self._log.load_state_dict(state.get("log", {}))
+        self._pending_epoch_metrics = dict(state.get("pending_epoch_metrics", {}))
+
+
+def _scalar_metrics(output: Any) -> dict[str, Any]:
+    if output is None:
+        return {}
+    if isinstance(output, torch.Tensor):
+        return {"loss": output.detach()} if output.numel() == 1 else {}
+    if isinstance(output, dict):
+        return {
+            k: v.detach() if isinstance(v, torch.Tensor) else v
+            for k, v in output.items()
+            if (isinstance(v, torch.Tensor) and v.numel() == 1)
+            or (isinstance(v, (int, float)) and not isinstance(v, bool))
+        }
+    return {}
+
+
+def _print_on_rank_zero(self: Any, *args: Any, **kwargs: Any) -> None:
+    if self.trainer.is_global_zero:
+        print(*args, **kwargs)
+
+
+def _optimizers_of(adapter: LightningAdapter) -> Any:
+    def optimizers(self: Any, use_pl_optimizer: bool = True) -> Any:
+        opts = adapter._optimizers
+        return opts[0] if len(opts) == 1 else list(opts)
+
+    return optimizers
+
+
+def _schedulers_of(adapter: LightningAdapter) -> Any:
+    def lr_schedulers(self: Any) -> Any:
+        schedulers = [cfg.scheduler for cfg in adapter._plan.schedulers]
+        if not schedulers:
+            return None
+        return schedulers[0] if len(schedulers) == 1 else schedulers
+
+    return lr_schedulers
+
+
+def _clip_gradients(
+    self: Any,
+    optimizer: torch.optim.Optimizer,
+    gradient_clip_val: float | None = None,
+    gradient_clip_algorithm: str | None = None,
+) -> None:
+    """Lightning's ``clip_gradients`` without a precision plugin: grads are unscaled here."""
+    if gradient_clip_val is None or gradient_clip_val == 0:
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if gradient_clip_algorithm in (None, "norm"):
+        torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+    elif gradient_clip_algorithm == "value":
+        torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+    else:
+        raise ShimError(
+            f"clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}): use 'norm' "
+            "or 'value'"
+        )
+
+
+def _manual_backward_rejected(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise ShimError(
+        f"{type(self).__qualname__}.manual_backward() (LA103): run-trial drives automatic "
+        "optimization only; return the loss from training_step instead"
+    )

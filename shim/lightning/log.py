@@ -1,0 +1,209 @@
+"""``self.log`` / ``self.log_dict`` with Lightning's arguments, bound onto the module instance.
+
+Step values join the batch's training metrics; epoch values are reduced (batch-size weighted
+mean by default, as Lightning) at the end of the training or validation epoch and join the
+validation metrics. Everything also lands in ``callback_metrics`` (what ReduceLROnPlateau and user
+code read) and goes to TensorBoard through the metric reports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from shim.errors import ShimError
+
+__all__ = ["LogCollector", "extract_batch_size"]
+
+_STEP_HOOKS = frozenset(
+    {
+        "training_step",
+        "training_step_end",
+        "on_train_batch_start",
+        "on_train_batch_end",
+        "on_before_backward",
+        "on_after_backward",
+        "on_before_optimizer_step",
+        "on_before_zero_grad",
+        "optimizer_zero_grad",
+        "configure_gradient_clipping",
+    }
+)
+_VALIDATION_BATCH_HOOKS = frozenset(
+    {"validation_step", "validation_step_end", "on_validation_batch_start", "on_validation_batch_end"}
+)
+_REDUCERS = ("mean", "sum", "max", "min")
+
+
+@dataclass
+class _Accumulator:
+    reduce_fx: str
+    total: float = 0.0
+    weight: float = 0.0
+    extreme: float | None = None
+
+    def add(self, value: float, batch_size: int) -> None:
+        if self.reduce_fx == "mean":
+            self.total += value * batch_size
+            self.weight += batch_size
+        elif self.reduce_fx == "sum":
+            self.total += value
+        elif self.extreme is None:
+            self.extreme = value
+        else:
+            self.extreme = max(self.extreme, value) if self.reduce_fx == "max" else min(self.extreme, value)
+
+    def result(self) -> float:
+        if self.reduce_fx == "mean":
+            return self.total / self.weight if self.weight else math.nan
+        if self.reduce_fx == "sum":
+            return self.total
+        return self.extreme if self.extreme is not None else math.nan
+
+
+class LogCollector:
+    """Collects what the module logs; the adapter tells it which hook is running."""
+
+    def __init__(self, is_global_zero: bool = True) -> None:
+        self.current_hook = ""
+        self.batch: Any = None
+        self.step_metrics: dict[str, float] = {}
+        self.callback_metrics: dict[str, float] = {}
+        self.logged_metrics: dict[str, float] = {}
+        self.progress_bar_metrics: dict[str, float] = {}
+        self._epoch: dict[str, dict[str, _Accumulator]] = {"train": {}, "val": {}}
+        self._stepped_too: set[str] = set()
+        self._is_global_zero = is_global_zero
+
+    # -- bound onto the module -------------------------------------------------------------------
+
+    def log(
+        self,
+        name: str,
+        value: Any,
+        prog_bar: bool = False,
+        logger: bool | None = None,
+        on_step: bool | None = None,
+        on_epoch: bool | None = None,
+        reduce_fx: Any = "mean",
+        enable_graph: bool = False,
+        sync_dist: bool = False,
+        sync_dist_group: Any = None,
+        add_dataloader_idx: bool = True,
+        batch_size: int | None = None,
+        metric_attribute: str | None = None,
+        rank_zero_only: bool = False,
+        **legacy: Any,
+    ) -> None:
+        """Lightning's ``log``; 1.x-only arguments (``sync_dist_op``, ``tbptt_*``) are accepted
+        and ignored, as the hook table's LA306 says."""
+        number = _scalar(name, value)
+        step_default, epoch_default = self._defaults()
+        on_step = step_default if on_step is None else on_step
+        on_epoch = epoch_default if on_epoch is None else on_epoch
+        reducer = _reducer_name(reduce_fx, name)
+        if on_step and on_epoch:
+            self._stepped_too.add(name)
+        if on_step:
+            key = f"{name}_step" if on_epoch else name
+            if self.current_hook in _VALIDATION_BATCH_HOOKS:
+                self.callback_metrics[key] = number
+            else:
+                self.step_metrics[key] = number
+                self.callback_metrics[key] = number
+                if logger is not False:
+                    self.logged_metrics[key] = number
+        if on_epoch:
+            stage = "val" if "validation" in self.current_hook else "train"
+            size = batch_size if batch_size is not None else extract_batch_size(self.batch)
+            bucket = self._epoch[stage].setdefault(name, _Accumulator(reducer))
+            bucket.add(number, size)
+        if prog_bar:
+            self.progress_bar_metrics[name] = number
+
+    def log_dict(self, dictionary: Mapping[str, Any], *args: Any, **kwargs: Any) -> None:
+        for name, value in dictionary.items():
+            self.log(name, value, *args, **kwargs)
+
+    # -- read by the adapter ---------------------------------------------------------------------
+
+    def take_step_metrics(self) -> dict[str, float]:
+        out, self.step_metrics = self.step_metrics, {}
+        return out
+
+    def finish_epoch(self, stage: str) -> dict[str, float]:
+        """Reduce the epoch's values (``name_epoch`` where the name was also logged per step)."""
+        out: dict[str, float] = {}
+        for name, bucket in self._epoch[stage].items():
+            out[f"{name}_epoch" if name in self._stepped_too else name] = bucket.result()
+        self._epoch[stage] = {}
+        self.callback_metrics.update(out)
+        self.logged_metrics.update(out)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            stage: {n: [a.reduce_fx, a.total, a.weight, a.extreme] for n, a in buckets.items()}
+            for stage, buckets in self._epoch.items()
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for stage, buckets in state.items():
+            self._epoch[stage] = {
+                name: _Accumulator(fx, total, weight, extreme)
+                for name, (fx, total, weight, extreme) in buckets.items()
+            }
+
+    def _defaults(self) -> tuple[bool, bool]:
+        if self.current_hook in _STEP_HOOKS:
+            return True, False
+        return False, True
+
+
+def extract_batch_size(batch: Any) -> int:
+    """Lightning's rule: the first tensor's ``size(0)``, searching containers in order."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.size(0)) if batch.dim() else 1
+    if isinstance(batch, Mapping):
+        for value in batch.values():
+            size = extract_batch_size(value)
+            if size:
+                return size
+    if isinstance(batch, (list, tuple)):
+        for value in batch:
+            size = extract_batch_size(value)
+            if size:
+                return size
+    return 1
+
+
+def _scalar(name: str, value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ShimError(
+                f"self.log({name!r}, ...) got a tensor of shape {tuple(value.shape)}; "
+                "log a scalar (e.g. value.mean())"
+            )
+        return float(value.detach().float().item())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, Mapping):
+            raise ShimError(
+                f"self.log({name!r}, ...) got a dict; use self.log_dict() for several values"
+            )
+        raise ShimError(f"self.log({name!r}, ...) needs a number or scalar tensor, not {value!r}")
+    return float(value)
+
+
+def _reducer_name(reduce_fx: Any, name: str) -> str:
+    fx = getattr(reduce_fx, "__name__", reduce_fx)
+    fx = {"amax": "max", "amin": "min", "avg": "mean"}.get(str(fx), str(fx))
+    if fx not in _REDUCERS:
+        raise ShimError(
+            f"self.log({name!r}, reduce_fx={reduce_fx!r}): only 'mean', 'sum', 'max' and 'min' "
+            "are supported, as in Lightning"
+        )
+    return fx

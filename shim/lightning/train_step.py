@@ -1,0 +1,157 @@
+"""One training batch with Lightning's automatic-optimization semantics (DESIGN section 5).
+
+``on_train_batch_start`` (-1 ends the epoch) -> for each active optimizer: toggle (if several) ->
+``training_step`` under autocast -> ``on_before_zero_grad`` -> ``optimizer_zero_grad`` ->
+``on_before_backward`` -> backward (scaled) -> ``on_after_backward`` -> unscale ->
+``on_before_optimizer_step`` -> clipping -> step -> untoggle -> step-interval schedulers ->
+``on_train_batch_end(outputs)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+
+from shim.errors import ShimError
+from shim.lightning.optimizers import active_optimizer_indices, scheduler_should_step
+from shim.pytorch.trial import EndEpoch
+
+if TYPE_CHECKING:
+    from shim.lightning.adapter import LightningAdapter
+
+__all__ = ["run_training_batch"]
+
+
+def run_training_batch(
+    adapter: LightningAdapter, batch: Any, epoch_idx: int, global_idx: int
+) -> dict[str, Any]:
+    lm, hooks = adapter.lightning_module, adapter._hooks
+    epoch_len = adapter._context.position.epoch_len or 1
+    batch_idx = global_idx % epoch_len  # Lightning's batch_idx counts within the epoch
+    adapter._begin_batch(batch, epoch_idx)
+    if hooks.on_train_batch_start is not None:
+        with adapter._in_hook("on_train_batch_start"):
+            if hooks.on_train_batch_start(batch, batch_idx) == -1:
+                raise EndEpoch
+    several = len(adapter._optimizers) > 1
+    outputs: list[dict[str, Any] | None] = []
+    for opt_idx in active_optimizer_indices(adapter._plan, batch_idx):
+        outputs.append(_optimize(adapter, batch, batch_idx, epoch_idx, opt_idx, several))
+        for cfg in adapter._plan.schedulers:
+            if cfg.opt_idx == opt_idx and not cfg.reduce_on_plateau:
+                if scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx):
+                    cfg.scheduler.step()
+    batch_output: Any = outputs if several else outputs[0] if outputs else None
+    if hooks.on_train_batch_end is not None:
+        end_out = batch_output if batch_output is not None else {}
+        with adapter._in_hook("on_train_batch_end"):
+            hooks.on_train_batch_end(end_out, batch, batch_idx)
+    if (batch_idx + 1) == epoch_len:
+        adapter._step_epoch_schedulers(epoch_idx)
+    adapter._collect_epoch_output(batch_output)
+    return adapter._batch_metrics(outputs)
+
+
+def _optimize(
+    adapter: LightningAdapter,
+    batch: Any,
+    batch_idx: int,
+    epoch_idx: int,
+    opt_idx: int,
+    several: bool,
+) -> dict[str, Any] | None:
+    lm, hooks = adapter.lightning_module, adapter._hooks
+    optimizer = adapter._optimizers[opt_idx]
+    extra = (opt_idx,) if several else ()
+    if several:
+        lm.toggle_optimizer(optimizer, *((opt_idx,) if hooks.toggle_takes_idx else ()))
+    with adapter._autocast(), adapter._in_hook("training_step"):
+        output = lm.training_step(batch, batch_idx, *extra)
+    if hooks.training_step_end is not None:
+        with adapter._in_hook("training_step_end"):
+            ended = hooks.training_step_end(output)
+        output = output if ended is None else ended
+    loss = _loss_of(output, adapter)
+    if hooks.on_before_zero_grad is not None:
+        with adapter._in_hook("on_before_zero_grad"):
+            hooks.on_before_zero_grad(optimizer)
+    if hooks.optimizer_zero_grad is not None:
+        with adapter._in_hook("optimizer_zero_grad"):
+            hooks.optimizer_zero_grad(epoch_idx, batch_idx, optimizer, *_idx(hooks.zero_grad_idx, opt_idx))
+    else:
+        optimizer.zero_grad()
+    scaler = adapter._scaler
+    if loss is not None:
+        scaled = scaler.scale(loss) if scaler is not None else loss
+        if hooks.on_before_backward is not None:
+            with adapter._in_hook("on_before_backward"):
+                hooks.on_before_backward(scaled)
+        scaled.backward()
+        if hooks.on_after_backward is not None:
+            with adapter._in_hook("on_after_backward"):
+                hooks.on_after_backward()
+        _average_gradients(optimizer, adapter._context.distributed.size)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if hooks.on_before_optimizer_step is not None:
+            with adapter._in_hook("on_before_optimizer_step"):
+                hooks.on_before_optimizer_step(optimizer, *_idx(hooks.before_step_idx, opt_idx))
+        if hooks.configure_gradient_clipping is not None:
+            with adapter._in_hook("configure_gradient_clipping"):
+                hooks.configure_gradient_clipping(optimizer, *_idx(hooks.clip_idx, opt_idx), None, None)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        adapter._trainer.global_step += 1
+    if several:
+        lm.untoggle_optimizer(*((opt_idx,) if hooks.toggle_takes_idx else (optimizer,)))
+    return _detached_output(output, loss)
+
+
+def _loss_of(output: Any, adapter: LightningAdapter) -> torch.Tensor | None:
+    if output is None:
+        return None
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        if "loss" not in output:
+            raise ShimError(
+                f"{adapter._where('training_step')}: training_step returned a dict without "
+                "'loss'; automatic optimization needs {'loss': tensor, ...} (or return the loss)"
+            )
+        return output["loss"]
+    raise ShimError(
+        f"{adapter._where('training_step')}: training_step must return a loss tensor, a dict "
+        f"with 'loss', or None; it returned {type(output).__name__}"
+    )
+
+
+def _detached_output(output: Any, loss: torch.Tensor | None) -> dict[str, Any] | None:
+    if output is None:
+        return None
+    if isinstance(output, torch.Tensor):
+        return {"loss": output.detach()}
+    out = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
+    if loss is not None:
+        out["loss"] = loss.detach()
+    return out
+
+
+def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
+    """Average gradients over ranks (what DDP would do) before unscaling and stepping."""
+    if world_size < 2:
+        return
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if param.grad is not None:
+                dist.all_reduce(param.grad)
+                param.grad.div_(world_size)
+
+
+def _idx(takes_idx: bool, opt_idx: int) -> tuple[int, ...]:
+    """1.x hooks take the optimizer index after the 2.x arguments."""
+    return (opt_idx,) if takes_idx else ()

@@ -1,0 +1,80 @@
+"""A small stand-in for ``Trainer`` so a module's public trainer-dependent API works.
+
+Lightning's ``current_epoch``, ``global_step``, ``global_rank``, ``print`` and
+``toggle_optimizer`` read these attributes (REFERENCE section 9); legacy code also reads
+``max_epochs``, ``num_training_batches``, ``callback_metrics`` and friends. Setting
+``trainer.should_stop = True`` asks the runner to stop after the batch, as in Lightning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["TrainerStub"]
+
+
+class TrainerStub:
+    def __init__(self, adapter: Any, precision: str | int) -> None:
+        self._adapter = adapter
+        context = adapter._context
+        dist = context.distributed
+        self.global_rank = dist.rank
+        self.local_rank = dist.local_rank
+        self.node_rank = dist.cross_rank
+        self.world_size = dist.size
+        self.num_devices = dist.local_size
+        self.num_nodes = dist.cross_size
+        self.is_global_zero = dist.rank == 0
+        self.precision = precision
+        self.current_epoch = 0
+        self.global_step = 0
+        self.sanity_checking = False
+        self.training = True
+        self.validating = False
+        self.testing = False
+        self.predicting = False
+        self.progress_bar_callback = None
+        self.datamodule = None
+        self.logger = None
+        self.loggers: list[Any] = []
+        self.callbacks: list[Any] = []
+        self.default_root_dir = str(context.get_tensorboard_path())
+        self.log_dir = self.default_root_dir
+        self.max_steps = -1
+        self.max_epochs: int | None = None
+        self.num_training_batches = 0
+        self.estimated_stepping_batches = 0
+        self.num_val_batches: list[int] = []
+        self.accumulate_grad_batches = 1
+        self.gradient_clip_val = None
+        self.gradient_clip_algorithm = None
+        self.lr_scheduler_configs: list[Any] = []
+
+    @property
+    def optimizers(self) -> list[Any]:
+        return self._adapter._optimizers
+
+    @property
+    def lr_schedulers(self) -> list[dict[str, Any]]:
+        """Lightning 1.x's list of scheduler dicts."""
+        return [vars(cfg) for cfg in self.lr_scheduler_configs]
+
+    @property
+    def callback_metrics(self) -> dict[str, float]:
+        return self._adapter._log.callback_metrics
+
+    @property
+    def logged_metrics(self) -> dict[str, float]:
+        return self._adapter._log.logged_metrics
+
+    @property
+    def progress_bar_metrics(self) -> dict[str, float]:
+        return self._adapter._log.progress_bar_metrics
+
+    @property
+    def should_stop(self) -> bool:
+        return bool(self._adapter._context.get_stop_requested())
+
+    @should_stop.setter
+    def should_stop(self, value: bool) -> None:
+        self._adapter._context.set_stop_requested(bool(value))

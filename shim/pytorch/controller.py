@@ -1,0 +1,319 @@
+"""The trial controller: Determined's run-level semantics for one PyTorchTrial.
+
+Written only against the Core API surface (``core.checkpoint``, ``core.train``, ``core.preempt``,
+``core.distributed``), so the same loop runs on ``shim.core`` and on a real ``det.core`` context.
+Order per DESIGN section 4: build loaders, create the training iterator, restore the checkpoint
+(RNG last, so nothing drawn while building disturbs it), then train until the searcher length,
+validating and checkpointing on their periods, checking preemption after every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from shim.errors import ShimError
+from shim.pytorch.context import PyTorchTrialContext
+from shim.pytorch.data import to_device
+from shim.pytorch.lr_scheduler import LRScheduler, should_step_after_batch
+from shim.pytorch.periods import Period, total_batches
+from shim.pytorch.reducer import average_training_metrics
+from shim.pytorch.state import TrialState, seed_everything
+from shim.pytorch.trial import EndEpoch, PyTorchTrial
+from shim.pytorch.trial_io import CheckpointIO
+from shim.pytorch.validation import Validator
+
+__all__ = ["RunPlan", "RunResult", "TrialController"]
+
+logger = logging.getLogger("shim.pytorch")
+
+
+@dataclass
+class RunPlan:
+    """What the runner decided from the experiment config and the command line."""
+
+    max_length: Any  # a config Length: unit + value
+    validation_period: Any = None
+    checkpoint_period: Any = None
+    scheduling_unit: int = 100
+    perform_initial_validation: bool = False
+    checkpoint_policy: str = "best"
+    searcher_metric: str = "loss"
+    smaller_is_better: bool = True
+    save_trial_latest: int = 1
+    save_trial_best: int = 1
+    slots_per_trial: int = 1
+
+
+@dataclass
+class RunResult:
+    status: str
+    steps_completed: int
+    epochs_completed: float
+    latest_checkpoint: str | None
+    best_validation: dict[str, Any] | None
+    final_validation: dict[str, Any] | None
+    seed: int
+    validations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class TrialController:
+    """Build the trial, then train, validate, checkpoint and report until done or preempted."""
+
+    def __init__(
+        self,
+        trial_cls: type[PyTorchTrial],
+        core_context: Any,
+        plan: RunPlan,
+        *,
+        hparams: dict[str, Any],
+        exp_conf: dict[str, Any],
+        seed: int,
+        trial_id: int = 1,
+        latest_checkpoint: str | None = None,
+        start_batch: int = 0,
+        reporter: Any = None,
+        num_gpus: int = 0,
+    ) -> None:
+        self._core = core_context
+        self._plan = plan
+        self._reporter = reporter
+        self._latest = latest_checkpoint
+        self.state = TrialState(trial_id=trial_id, seed=seed, batches_trained=start_batch)
+        seed_everything(seed)
+        self.context = PyTorchTrialContext(
+            core_context,
+            seed,
+            hparams,
+            plan.slots_per_trial,
+            num_gpus,
+            exp_conf,
+            1,
+            start_batch,
+            True,
+            False,
+        )
+        self.trial = trial_cls(self.context)  # type: ignore[call-arg]
+        self.callbacks = dict(self.trial.build_callbacks())
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def _build_loaders(self) -> Iterator[Any]:
+        dist = self._core.distributed
+        train = _checked_loader(self.trial.build_training_data_loader(), "build_training_data_loader")
+        if hasattr(train, "set_shuffle_seed"):
+            train.set_shuffle_seed(self.state.seed)
+        self._val_loader = _checked_loader(
+            self.trial.build_validation_data_loader(), "build_validation_data_loader"
+        )
+        epoch_len = len(train.get_data_loader(num_replicas=dist.size, rank=dist.rank))
+        if epoch_len < 1:
+            raise ShimError("the training data loader yields no batch; check the dataset size")
+        self.epoch_len = dist.broadcast(epoch_len)
+        self.context.position.epoch_len = self.epoch_len
+        gbs = self.context.get_global_batch_size()
+        self.total = total_batches(self._plan.max_length, self.epoch_len, gbs)
+        self._validate_every = Period.from_length(self._plan.validation_period, gbs)
+        self._checkpoint_every = Period.from_length(self._plan.checkpoint_period, gbs)
+        self._train_loader = train
+        # Created before the restore, as Determined does: creating it draws from torch's RNG.
+        return iter(
+            train.get_data_loader(
+                repeat=True,
+                skip=self.state.batches_trained,
+                num_replicas=dist.size,
+                rank=dist.rank,
+            )
+        )
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        iterator = self._build_loaders()
+        self._io = CheckpointIO(self._core, self.context, self.callbacks, self._plan)
+        self._validator = Validator(
+            self._core, self.context, self.trial, self.callbacks, self._plan, self._val_loader
+        )
+        if self._latest is not None:
+            self.state = self._io.restore(self._latest, self.state)
+        self._last_checkpointed: int | None = self.state.batches_trained if self._latest else None
+        self._pending: list[Any] = []
+        self._final: dict[str, Any] | None = None
+        for callback in self.callbacks.values():
+            callback.on_trial_startup(self.state.batches_trained, self._latest)
+        self._report("on_start", trial=type(self.trial).__name__, total_batches=self.total,
+                     batches_per_epoch=self.epoch_len, start_batch=self.state.batches_trained)
+        try:
+            for callback in self.callbacks.values():
+                callback.on_training_start()
+            if self._plan.perform_initial_validation and self.state.batches_trained == 0:
+                self._validate()
+            status = "failed"
+            status = self._train(iterator)
+        finally:
+            self.trial._shim_on_run_end(status)
+            for callback in self.callbacks.values():
+                callback.on_trial_shutdown()
+            self.context._close()
+        return self._result(status)
+
+    def _train(self, iterator: Iterator[Any]) -> str:
+        device = self.context.device
+        while self.state.batches_trained < self.total:
+            idx = self.state.batches_trained
+            epoch = idx // self.epoch_len
+            if idx % self.epoch_len == 0:
+                for callback in self.callbacks.values():
+                    callback.on_training_epoch_start(epoch)
+            batch = next(iterator)
+            self.context.position.batch_idx = idx
+            try:
+                out = self.trial.train_batch(to_device(batch, device), epoch, idx)
+            except EndEpoch:
+                iterator = self._end_epoch_early(epoch)
+                continue
+            self._pending.append(out if isinstance(out, dict) else {"loss": out})
+            self.state.batches_trained = done = idx + 1
+            self._step_schedulers(idx)
+            if done % self._plan.scheduling_unit == 0:
+                self._report_training()
+            epoch_ends = done % self.epoch_len == 0
+            # Determined ends the epoch before validating; Lightning validates first.
+            validate_first = getattr(self.trial, "_shim_validate_before_epoch_end", False)
+            if epoch_ends and not validate_first:
+                self._finish_epoch(epoch)
+            if self._reporter is not None:
+                self._reporter.on_batch(batches=done, epoch=epoch)
+            if self._validate_every.due(done, self.epoch_len):
+                self._validate()
+            if epoch_ends and validate_first:
+                self._finish_epoch(epoch)
+            if self._checkpoint_every.due(done, self.epoch_len):
+                self._checkpoint()
+            if self._core.preempt.should_preempt() or self.context.get_stop_requested():
+                preempted = not self.context.get_stop_requested()
+                self._report_training()
+                self._checkpoint()
+                if preempted:
+                    return "preempted"
+                break
+        self._report_training()
+        if self.state.last_validated != self.state.batches_trained:
+            self._validate()
+        self._checkpoint()
+        return "completed"
+
+    def _end_epoch_early(self, epoch: int) -> Iterator[Any]:
+        """``on_train_batch_start`` returned -1: skip to the next epoch, as Lightning does
+        (the epoch ends without its end-of-epoch validation)."""
+        self.state.batches_trained = min((epoch + 1) * self.epoch_len, self.total)
+        self._finish_epoch(epoch)
+        dist = self._core.distributed
+        return iter(
+            self._train_loader.get_data_loader(
+                repeat=True, skip=self.state.batches_trained, num_replicas=dist.size, rank=dist.rank
+            )
+        )
+
+    def _finish_epoch(self, epoch: int) -> None:
+        self.state.epochs_trained = epoch + 1
+        for callback in self.callbacks.values():
+            callback.on_training_epoch_end(epoch)
+
+    def _step_schedulers(self, idx: int) -> None:
+        for scheduler in self.context.lr_schedulers:
+            mode = scheduler._step_mode
+            if mode in (LRScheduler.StepMode.MANUAL_STEP, LRScheduler.StepMode.STEP_EVERY_OPTIMIZER_STEP):
+                continue
+            if should_step_after_batch(mode, scheduler._frequency, idx, self.epoch_len):
+                scheduler.step()
+
+    # -- reporting, validation, checkpoints -----------------------------------------------------
+
+    def _report_training(self) -> None:
+        if not self._pending:
+            return
+        batch_metrics, self._pending = self._pending, []
+        metrics = average_training_metrics(batch_metrics)
+        dist = self._core.distributed
+        if dist.size > 1:
+            gathered = dist.allgather((metrics, len(batch_metrics)))
+            metrics = _weighted_mean(gathered)
+        done = self.state.batches_trained
+        metrics = {**metrics, "batches": done, "epochs": done / self.epoch_len}
+        for callback in self.callbacks.values():
+            callback.on_training_workload_end(metrics, batch_metrics)
+        if dist.rank == 0:
+            self._core.train.report_training_metrics(done, metrics)
+            self._core.train.report_progress(min(1.0, done / self.total))
+        self._report("on_training_metrics", batches=done, metrics=metrics)
+
+    def _validate(self) -> None:
+        done = self.state.batches_trained
+        metrics = self._validator.run(done, done / self.epoch_len)
+        self.state.last_validated = done
+        self._final = metrics
+        searcher_value = metrics.get(self._plan.searcher_metric)
+        if self._is_better(searcher_value):
+            self.state.best_validation = float(searcher_value)
+            self._best = dict(metrics)
+        self._report("on_validation", batches=done, metrics=metrics)
+        policy = self._plan.checkpoint_policy
+        if policy == "all" or (policy == "best" and self.state.best_validation == searcher_value):
+            self._checkpoint()
+
+    def _is_better(self, value: Any) -> bool:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        best = self.state.best_validation
+        if best is None:
+            return True
+        return value < best if self._plan.smaller_is_better else value > best
+
+    def _checkpoint(self) -> None:
+        done = self.state.batches_trained
+        if self._last_checkpointed == done:
+            return
+        metric = self._final.get(self._plan.searcher_metric) if self.state.last_validated == done and self._final else None
+        self._latest = self._io.save(self.state, metric)
+        self._last_checkpointed = done
+        self._report("on_checkpoint", batches=done, storage_id=self._latest)
+
+    def _report(self, event: str, **kwargs: Any) -> None:
+        if self._reporter is not None:
+            getattr(self._reporter, event)(**kwargs)
+
+    def _result(self, status: str) -> RunResult:
+        return RunResult(
+            status=status,
+            steps_completed=self.state.batches_trained,
+            epochs_completed=self.state.batches_trained / self.epoch_len,
+            latest_checkpoint=self._latest,
+            best_validation=getattr(self, "_best", None),
+            final_validation=self._final,
+            seed=self.state.seed,
+        )
+
+
+def _checked_loader(loader: Any, method: str) -> Any:
+    if hasattr(loader, "get_data_loader"):
+        return loader
+    kind = type(loader).__name__
+    raise ShimError(
+        f"{method}() returned a {kind}; return determined.pytorch.DataLoader(dataset, "
+        "batch_size=..., ...) so batches can be sharded and skipped exactly on resume"
+    )
+
+
+def _weighted_mean(per_rank: list[tuple[dict[str, float], int]]) -> dict[str, float]:
+    total = sum(count for _, count in per_rank) or 1
+    keys = per_rank[0][0].keys()
+    return {
+        key: sum(metrics[key] * count for metrics, count in per_rank if key in metrics) / total
+        for key in keys
+    }

@@ -1,0 +1,237 @@
+"""One ``run-trial`` invocation: config -> trial class -> controller runs, resume and restarts.
+
+The run's folder ``<storage>/runs/<name>-<hash>/`` holds ``trial.json`` (the latest checkpoint,
+the seed, the status), ``metrics.jsonl`` and ``tensorboard/``; checkpoints sit in ``<storage>``
+in Determined's layout. Running the same command again resumes from ``trial.json``'s checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import shim.core
+from shim.config import ExperimentConfig, Length
+from shim.core.info import ClusterInfo, TrialInfo
+from shim.core.storage import storage_base_path
+from shim.errors import ShimError
+from shim.imports import determined_namespace, load_entrypoint, trial_folder
+from shim.progress import RunReporter, RunSummary
+from shim.pytorch.controller import RunPlan, RunResult, TrialController
+
+__all__ = ["RunOptions", "RunRecord", "run_trial"]
+
+logger = logging.getLogger("shim.runner")
+
+DEFAULT_STORAGE = "checkpoints"
+
+
+@dataclass
+class RunOptions:
+    context_dir: pathlib.Path
+    hparam_overrides: dict[str, str] = dataclasses.field(default_factory=dict)
+    max_length: int | None = None
+    fresh: bool = False
+    checkpoint_storage: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class RunRecord:
+    """``trial.json``: what a later invocation needs to resume."""
+
+    latest_checkpoint: str | None = None
+    seed: int | None = None
+    steps_completed: int = 0
+    status: str = "new"
+    restarts: int = 0
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> RunRecord:
+        if not path.is_file():
+            return cls()
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ShimError(f"{path} is damaged ({exc}); run again with --fresh to start over") from exc
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in fields})
+
+    def save(self, path: pathlib.Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReporter) -> RunSummary:
+    """Run (or resume) the trial; restart it up to ``max_restarts`` times after a crash."""
+    hparams = config.resolve_hparams(options.hparam_overrides)
+    storage_spec: Any = options.checkpoint_storage or config.checkpoint_storage or DEFAULT_STORAGE
+    run_dir = storage_base_path(storage_spec) / "runs" / _run_key(config)
+    record_path = run_dir / "trial.json"
+    if options.fresh and run_dir.exists():
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
+    record = RunRecord.load(record_path)
+    seed = _seed(options, config, record)
+    record.seed = seed
+    plan = _plan(config, options)
+    started = time.monotonic()
+    with determined_namespace(), trial_folder(options.context_dir):
+        trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
+        while True:
+            try:
+                result = _run_once(trial_cls, config, hparams, plan, record, record_path, run_dir, storage_spec, reporter)
+                break
+            except ShimError:
+                raise
+            except Exception as exc:
+                if record.restarts >= config.max_restarts:
+                    record.status = "failed"
+                    record.save(record_path)
+                    raise
+                record.restarts += 1
+                record.save(record_path)
+                reporter.on_message(
+                    f"trial crashed ({type(exc).__name__}: {exc}); restart {record.restarts} of "
+                    f"{config.max_restarts} from checkpoint {record.latest_checkpoint}"
+                )
+    record.status = result.status
+    record.save(record_path)
+    return _summary(config, result, record, run_dir, storage_spec, time.monotonic() - started)
+
+
+def _run_once(
+    trial_cls: type,
+    config: ExperimentConfig,
+    hparams: dict[str, Any],
+    plan: RunPlan,
+    record: RunRecord,
+    record_path: pathlib.Path,
+    run_dir: pathlib.Path,
+    storage_spec: Any,
+    reporter: RunReporter,
+) -> RunResult:
+    info = ClusterInfo(
+        trial=TrialInfo(trial_seed=record.seed or 0, hparams=hparams, _config=config.raw),
+        latest_checkpoint=record.latest_checkpoint,
+    )
+    distributed = _distributed_context()
+    with shim.core.local_init(
+        distributed=distributed,
+        checkpoint_storage=storage_spec,
+        info=info,
+        metrics_path=run_dir / ("metrics.jsonl" if not distributed or distributed.rank == 0 else f"metrics.rank{distributed.rank}.jsonl"),
+        tensorboard_path=run_dir / "tensorboard",
+    ) as core:
+        start = 0
+        if record.latest_checkpoint:
+            start = int(core.checkpoint.get_metadata(record.latest_checkpoint)["steps_completed"])
+        controller = TrialController(
+            trial_cls,  # type: ignore[arg-type]
+            core,
+            plan,
+            hparams=hparams,
+            exp_conf=config.raw,
+            seed=int(record.seed or 0),
+            latest_checkpoint=record.latest_checkpoint,
+            start_batch=start,
+            reporter=_Recording(reporter, record, record_path),
+        )
+        return controller.run()
+
+
+class _Recording:
+    """Passes events to the reporter and keeps ``trial.json`` pointing at the newest checkpoint."""
+
+    def __init__(self, reporter: RunReporter, record: RunRecord, path: pathlib.Path) -> None:
+        self._reporter = reporter
+        self._record = record
+        self._path = path
+
+    def on_checkpoint(self, *, batches: int, storage_id: str) -> None:
+        self._record.latest_checkpoint = storage_id
+        self._record.steps_completed = batches
+        self._record.status = "running"
+        self._record.save(self._path)
+        self._reporter.on_checkpoint(batches=batches, storage_id=storage_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)
+
+
+def _plan(config: ExperimentConfig, options: RunOptions) -> RunPlan:
+    storage = config.checkpoint_storage or {}
+    max_length = config.searcher.max_length
+    if options.max_length is not None:
+        max_length = Length("batches", options.max_length)
+    return RunPlan(
+        max_length=max_length,
+        validation_period=config.min_validation_period,
+        checkpoint_period=config.min_checkpoint_period,
+        scheduling_unit=config.scheduling_unit,
+        perform_initial_validation=config.perform_initial_validation,
+        checkpoint_policy=config.checkpoint_policy,
+        searcher_metric=config.searcher.metric,
+        smaller_is_better=config.searcher.smaller_is_better,
+        save_trial_latest=int(storage.get("save_trial_latest", 1)),
+        save_trial_best=int(storage.get("save_trial_best", 1)),
+        slots_per_trial=config.slots_per_trial,
+    )
+
+
+def _seed(options: RunOptions, config: ExperimentConfig, record: RunRecord) -> int:
+    for candidate in (options.seed, config.experiment_seed, record.seed):
+        if candidate is not None:
+            return int(candidate)
+    return secrets.randbelow(2**31 - 1)
+
+
+def _distributed_context() -> shim.core.DistributedContext | None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return shim.core.DistributedContext.from_torch_distributed()
+    return None
+
+
+def _run_key(config: ExperimentConfig) -> str:
+    name = str(config.raw.get("name") or pathlib.Path(config.source).stem)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "trial"
+    digest = hashlib.sha1(str(pathlib.Path(config.source).resolve()).encode()).hexdigest()[:8]
+    return f"{slug}-{digest}"
+
+
+def _summary(
+    config: ExperimentConfig,
+    result: RunResult,
+    record: RunRecord,
+    run_dir: pathlib.Path,
+    storage_spec: Any,
+    elapsed: float,
+) -> RunSummary:
+    base = storage_base_path(storage_spec)
+    return RunSummary(
+        status=result.status,
+        trial=config.entrypoint,
+        steps_completed=result.steps_completed,
+        epochs_completed=result.epochs_completed,
+        latest_checkpoint=result.latest_checkpoint,
+        latest_checkpoint_path=str(base / result.latest_checkpoint) if result.latest_checkpoint else None,
+        best_validation=result.best_validation,
+        final_validation=result.final_validation,
+        searcher_metric=config.searcher.metric,
+        metrics_path=str(run_dir / "metrics.jsonl"),
+        tensorboard_path=str(run_dir / "tensorboard"),
+        seed=result.seed,
+        restarts=record.restarts,
+        elapsed_seconds=elapsed,
+        error=None,
+    )
