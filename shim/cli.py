@@ -29,12 +29,24 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("config", type=pathlib.Path, help="experiment config (const.yaml)")
     parser.add_argument(
-        "context_dir", type=pathlib.Path, nargs="?", help="folder with the trial (default: the config's folder)"
+        "context_dir",
+        type=pathlib.Path,
+        nargs="?",
+        help="folder with the trial (default: the config's folder)",
     )
-    parser.add_argument("--hparam", action="append", default=[], metavar="NAME=VALUE",
-                        help="set a hyperparameter (repeatable; dotted names for nested ones)")
-    parser.add_argument("--max-length", type=int, metavar="BATCHES",
-                        help="train this many batches instead of searcher.max_length")
+    parser.add_argument(
+        "--hparam",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a hyperparameter (repeatable; dotted names for nested ones)",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        metavar="BATCHES",
+        help="train this many batches instead of searcher.max_length",
+    )
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--checkpoint-storage", metavar="DIR", help="override checkpoint_storage")
     parser.add_argument("--seed", type=int, help="override reproducibility.experiment_seed")
@@ -74,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     if not context_dir.is_dir():
         raise ShimError(f"CONTEXT_DIR {context_dir} is not a folder")
     reporter = make_reporter(force_plain=args.plain)
-    warnings.showwarning = _warning_printer(reporter)
+    warnings.showwarning = _warning_printer(reporter)  # type: ignore[assignment]
     options = RunOptions(
         context_dir=context_dir,
         hparam_overrides=overrides,
@@ -107,8 +119,14 @@ def _split_hparam(item: str) -> tuple[str, str]:
 
 
 def _warning_printer(reporter: object) -> object:
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: object = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: object = None,
+        line: str | None = None,
+    ) -> None:
         text = f"{category.__name__}: {message}"
         on_message = getattr(reporter, "on_message", None)
         if on_message is not None:

@@ -55,7 +55,9 @@ def determined_namespace(cluster_info: Any = None) -> Iterator[None]:
                 setattr(pytorch, name, getattr(shim.pytorch, name))
             pytorch.lightning = shim.lightning  # type: ignore[attr-defined]
             root.pytorch = pytorch  # type: ignore[attr-defined]
-            sys.modules.update({"determined": root, "determined.core": shim.core, "determined.pytorch": pytorch})
+            sys.modules.update(
+                {"determined": root, "determined.core": shim.core, "determined.pytorch": pytorch}
+            )
         sys.modules["determined.pytorch.lightning"] = shim.lightning
         yield
     finally:
@@ -113,7 +115,11 @@ def load_entrypoint(entrypoint: str, context_dir: pathlib.Path) -> type:
     target: Any = module
     for part in attr_path.split("."):
         if not hasattr(target, part):
-            classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and v.__module__ == module.__name__)
+            classes = sorted(
+                n
+                for n, v in vars(module).items()
+                if isinstance(v, type) and v.__module__ == module.__name__
+            )
             raise TrialImportError(
                 f"{getattr(module, '__file__', module_name)}: entrypoint {entrypoint!r} names "
                 f"{attr_path!r}, which is not defined there (classes defined: {classes})"

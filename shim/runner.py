@@ -62,7 +62,9 @@ class RunRecord:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ShimError(f"{path} is damaged ({exc}); run again with --fresh to start over") from exc
+            raise ShimError(
+                f"{path} is damaged ({exc}); run again with --fresh to start over"
+            ) from exc
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in fields})
 
@@ -90,7 +92,17 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
         trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
         while True:
             try:
-                result = _run_once(trial_cls, config, hparams, plan, record, record_path, run_dir, storage_spec, reporter)
+                result = _run_once(
+                    trial_cls,
+                    config,
+                    hparams,
+                    plan,
+                    record,
+                    record_path,
+                    run_dir,
+                    storage_spec,
+                    reporter,
+                )
                 break
             except ShimError:
                 raise
@@ -130,14 +142,19 @@ def _run_once(
         distributed=distributed,
         checkpoint_storage=storage_spec,
         info=info,
-        metrics_path=run_dir / ("metrics.jsonl" if not distributed or distributed.rank == 0 else f"metrics.rank{distributed.rank}.jsonl"),
+        metrics_path=run_dir
+        / (
+            "metrics.jsonl"
+            if not distributed or distributed.rank == 0
+            else f"metrics.rank{distributed.rank}.jsonl"
+        ),
         tensorboard_path=run_dir / "tensorboard",
     ) as core:
         start = 0
         if record.latest_checkpoint:
             start = int(core.checkpoint.get_metadata(record.latest_checkpoint)["steps_completed"])
         controller = TrialController(
-            trial_cls,  # type: ignore[arg-type]
+            trial_cls,
             core,
             plan,
             hparams=hparams,
@@ -219,12 +236,14 @@ def _summary(
 ) -> RunSummary:
     base = storage_base_path(storage_spec)
     return RunSummary(
-        status=result.status,
+        status=result.status,  # type: ignore[arg-type]
         trial=config.entrypoint,
         steps_completed=result.steps_completed,
         epochs_completed=result.epochs_completed,
         latest_checkpoint=result.latest_checkpoint,
-        latest_checkpoint_path=str(base / result.latest_checkpoint) if result.latest_checkpoint else None,
+        latest_checkpoint_path=str(base / result.latest_checkpoint)
+        if result.latest_checkpoint
+        else None,
         best_validation=result.best_validation,
         final_validation=result.final_validation,
         searcher_metric=config.searcher.metric,

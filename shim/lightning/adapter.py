@@ -19,12 +19,12 @@ import torch
 from shim.errors import ShimError
 from shim.lightning.callback import LightningCallback
 from shim.lightning.compat import check_module, where
-from shim.lightning.module_hooks import ModuleHooks
 from shim.lightning.log import LogCollector
+from shim.lightning.module_hooks import ModuleHooks
 from shim.lightning.optimizers import parse_configure_optimizers, scheduler_should_step
 from shim.lightning.precision import Precision
-from shim.lightning.trainer_stub import TrainerStub
 from shim.lightning.train_step import run_training_batch
+from shim.lightning.trainer_stub import TrainerStub
 from shim.pytorch.callback import PyTorchCallback
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.lr_scheduler import LRScheduler
@@ -86,7 +86,9 @@ class LightningAdapter(PyTorchTrial):
         lm = self.lightning_module
         source = self._where("configure_optimizers")
         self._plan = parse_configure_optimizers(lm.configure_optimizers(), source=source)
-        self._optimizers = [self._context.wrap_optimizer(c.optimizer) for c in self._plan.optimizers]
+        self._optimizers = [
+            self._context.wrap_optimizer(c.optimizer) for c in self._plan.optimizers
+        ]
         for cfg in self._plan.schedulers:
             self._context.wrap_lr_scheduler(cfg.scheduler, LRScheduler.StepMode.MANUAL_STEP)
         self._trainer.lr_scheduler_configs = list(self._plan.schedulers)
@@ -186,9 +188,9 @@ class LightningAdapter(PyTorchTrial):
 
     def _step_epoch_schedulers(self, epoch_idx: int) -> None:
         for cfg in self._plan.schedulers:
-            if cfg.interval == "epoch" and not cfg.reduce_on_plateau:
-                if scheduler_should_step(cfg, interval="epoch", batch_idx=0, epoch=epoch_idx):
-                    cfg.scheduler.step()
+            due = scheduler_should_step(cfg, interval="epoch", batch_idx=0, epoch=epoch_idx)
+            if due and not cfg.reduce_on_plateau:
+                cfg.scheduler.step()
 
     def _step_plateau_schedulers(self, epoch_idx: int) -> None:
         for cfg in self._plan.schedulers:

@@ -34,7 +34,12 @@ _STEP_HOOKS = frozenset(
     }
 )
 _VALIDATION_BATCH_HOOKS = frozenset(
-    {"validation_step", "validation_step_end", "on_validation_batch_start", "on_validation_batch_end"}
+    {
+        "validation_step",
+        "validation_step_end",
+        "on_validation_batch_start",
+        "on_validation_batch_end",
+    }
 )
 _REDUCERS = ("mean", "sum", "max", "min")
 
@@ -55,7 +60,9 @@ class _Accumulator:
         elif self.extreme is None:
             self.extreme = value
         else:
-            self.extreme = max(self.extreme, value) if self.reduce_fx == "max" else min(self.extreme, value)
+            self.extreme = (
+                max(self.extreme, value) if self.reduce_fx == "max" else min(self.extreme, value)
+            )
 
     def result(self) -> float:
         if self.reduce_fx == "mean":

@@ -90,9 +90,13 @@ class ModuleHooks:
         # Lightning 1.9 passes dataloader_idx=0 to the validation batch hooks; 2.x only with
         # several loaders. Pass it when the hook declares it.
         start = self.on_validation_batch_start
-        self.val_batch_extra: tuple[int, ...] = (0,) if start is not None and _arity(start) >= 3 else ()
+        self.val_batch_extra: tuple[int, ...] = (
+            (0,) if start is not None and _arity(start) >= 3 else ()
+        )
         end = self.on_validation_batch_end
-        self.val_batch_end_extra: tuple[int, ...] = (0,) if end is not None and _arity(end) >= 4 else ()
+        self.val_batch_end_extra: tuple[int, ...] = (
+            (0,) if end is not None and _arity(end) >= 4 else ()
+        )
 
 
 def _arity(fn: Callable[..., Any] | None) -> int:

@@ -13,8 +13,16 @@ from shim.errors import ShimError
 
 __all__ = ["Precision"]
 
-_NAMES = {32: "32", "32": "32", "32-true": "32", 16: "16", "16": "16", "16-mixed": "16",
-          "bf16": "bf16", "bf16-mixed": "bf16"}
+_NAMES = {
+    32: "32",
+    "32": "32",
+    "32-true": "32",
+    16: "16",
+    "16": "16",
+    "16-mixed": "16",
+    "bf16": "bf16",
+    "bf16-mixed": "bf16",
+}
 
 
 @dataclass

@@ -27,7 +27,7 @@ __all__ = ["run_training_batch"]
 def run_training_batch(
     adapter: LightningAdapter, batch: Any, epoch_idx: int, global_idx: int
 ) -> dict[str, Any]:
-    lm, hooks = adapter.lightning_module, adapter._hooks
+    hooks = adapter._hooks
     epoch_len = adapter._context.position.epoch_len or 1
     batch_idx = global_idx % epoch_len  # Lightning's batch_idx counts within the epoch
     adapter._begin_batch(batch, epoch_idx)
@@ -40,9 +40,9 @@ def run_training_batch(
     for opt_idx in active_optimizer_indices(adapter._plan, batch_idx):
         outputs.append(_optimize(adapter, batch, batch_idx, epoch_idx, opt_idx, several))
         for cfg in adapter._plan.schedulers:
-            if cfg.opt_idx == opt_idx and not cfg.reduce_on_plateau:
-                if scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx):
-                    cfg.scheduler.step()
+            due = scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx)
+            if due and cfg.opt_idx == opt_idx and not cfg.reduce_on_plateau:
+                cfg.scheduler.step()
     batch_output: Any = outputs if several else outputs[0] if outputs else None
     if hooks.on_train_batch_end is not None:
         end_out = batch_output if batch_output is not None else {}
@@ -79,7 +79,9 @@ def _optimize(
             hooks.on_before_zero_grad(optimizer)
     if hooks.optimizer_zero_grad is not None:
         with adapter._in_hook("optimizer_zero_grad"):
-            hooks.optimizer_zero_grad(epoch_idx, batch_idx, optimizer, *_idx(hooks.zero_grad_idx, opt_idx))
+            hooks.optimizer_zero_grad(
+                epoch_idx, batch_idx, optimizer, *_idx(hooks.zero_grad_idx, opt_idx)
+            )
     else:
         optimizer.zero_grad()
     scaler = adapter._scaler
@@ -100,7 +102,9 @@ def _optimize(
                 hooks.on_before_optimizer_step(optimizer, *_idx(hooks.before_step_idx, opt_idx))
         if hooks.configure_gradient_clipping is not None:
             with adapter._in_hook("configure_gradient_clipping"):
-                hooks.configure_gradient_clipping(optimizer, *_idx(hooks.clip_idx, opt_idx), None, None)
+                hooks.configure_gradient_clipping(
+                    optimizer, *_idx(hooks.clip_idx, opt_idx), None, None
+                )
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from shim.errors import ShimError
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.data import to_device
@@ -98,14 +96,16 @@ class TrialController:
             True,
             False,
         )
-        self.trial = trial_cls(self.context)  # type: ignore[call-arg]
+        self.trial = trial_cls(self.context)
         self.callbacks = dict(self.trial.build_callbacks())
 
     # -- set-up ---------------------------------------------------------------------------------
 
     def _build_loaders(self) -> Iterator[Any]:
         dist = self._core.distributed
-        train = _checked_loader(self.trial.build_training_data_loader(), "build_training_data_loader")
+        train = _checked_loader(
+            self.trial.build_training_data_loader(), "build_training_data_loader"
+        )
         if hasattr(train, "set_shuffle_seed"):
             train.set_shuffle_seed(self.state.seed)
         self._val_loader = _checked_loader(
@@ -146,8 +146,13 @@ class TrialController:
         self._final: dict[str, Any] | None = None
         for callback in self.callbacks.values():
             callback.on_trial_startup(self.state.batches_trained, self._latest)
-        self._report("on_start", trial=type(self.trial).__name__, total_batches=self.total,
-                     batches_per_epoch=self.epoch_len, start_batch=self.state.batches_trained)
+        self._report(
+            "on_start",
+            trial=type(self.trial).__name__,
+            total_batches=self.total,
+            batches_per_epoch=self.epoch_len,
+            start_batch=self.state.batches_trained,
+        )
         try:
             for callback in self.callbacks.values():
                 callback.on_training_start()
@@ -228,7 +233,10 @@ class TrialController:
     def _step_schedulers(self, idx: int) -> None:
         for scheduler in self.context.lr_schedulers:
             mode = scheduler._step_mode
-            if mode in (LRScheduler.StepMode.MANUAL_STEP, LRScheduler.StepMode.STEP_EVERY_OPTIMIZER_STEP):
+            if mode in (
+                LRScheduler.StepMode.MANUAL_STEP,
+                LRScheduler.StepMode.STEP_EVERY_OPTIMIZER_STEP,
+            ):
                 continue
             if should_step_after_batch(mode, scheduler._frequency, idx, self.epoch_len):
                 scheduler.step()
@@ -247,7 +255,7 @@ class TrialController:
         done = self.state.batches_trained
         metrics = {**metrics, "batches": done, "epochs": done / self.epoch_len}
         for callback in self.callbacks.values():
-            callback.on_training_workload_end(metrics, batch_metrics)
+            callback.on_training_workload_end(metrics, batch_metrics)  # type: ignore[arg-type]
         if dist.rank == 0:
             self._core.train.report_training_metrics(done, metrics)
             self._core.train.report_progress(min(1.0, done / self.total))
@@ -260,7 +268,7 @@ class TrialController:
         self._final = metrics
         searcher_value = metrics.get(self._plan.searcher_metric)
         if self._is_better(searcher_value):
-            self.state.best_validation = float(searcher_value)
+            self.state.best_validation = float(searcher_value)  # type: ignore[arg-type]
             self._best = dict(metrics)
         self._report("on_validation", batches=done, metrics=metrics)
         policy = self._plan.checkpoint_policy
@@ -279,7 +287,11 @@ class TrialController:
         done = self.state.batches_trained
         if self._last_checkpointed == done:
             return
-        metric = self._final.get(self._plan.searcher_metric) if self.state.last_validated == done and self._final else None
+        metric = (
+            self._final.get(self._plan.searcher_metric)
+            if self.state.last_validated == done and self._final
+            else None
+        )
         self._latest = self._io.save(self.state, metric)
         self._last_checkpointed = done
         self._report("on_checkpoint", batches=done, storage_id=self._latest)

@@ -15,7 +15,9 @@ def checkpoints_to_delete(
     ``records`` are ``{"uuid", "steps", "metric"}`` in the order they were written; a record
     without a metric can only be kept as one of the latest.
     """
-    latest = {r["uuid"] for r in records[len(records) - keep_latest :]} if keep_latest > 0 else set()
+    latest = (
+        {r["uuid"] for r in records[len(records) - keep_latest :]} if keep_latest > 0 else set()
+    )
     scored = [r for r in records if r.get("metric") is not None]
     scored.sort(key=lambda r: r["metric"], reverse=not smaller_is_better)
     best = {r["uuid"] for r in scored[:keep_best]} if keep_best > 0 else set()

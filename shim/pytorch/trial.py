@@ -14,7 +14,7 @@ from shim.pytorch.reducer import Reducer
 __all__ = ["EndEpoch", "PyTorchTrial"]
 
 
-class EndEpoch(Exception):  # noqa: N818 - a signal, not an error
+class EndEpoch(Exception):  # a signal for the controller, not an error
     """Raised by ``train_batch`` to end the current epoch now (Lightning's -1 from
     ``on_train_batch_start``); the controller moves on to the next epoch."""
 
@@ -28,7 +28,9 @@ class PyTorchTrial(abc.ABC):
     def __init__(self, context: PyTorchTrialContext) -> None: ...
 
     @abc.abstractmethod
-    def train_batch(self, batch: Any, epoch_idx: int, batch_idx: int) -> torch.Tensor | dict[str, Any]:
+    def train_batch(
+        self, batch: Any, epoch_idx: int, batch_idx: int
+    ) -> torch.Tensor | dict[str, Any]:
         """Train on one batch; return the loss or a dict of metrics."""
 
     @abc.abstractmethod
@@ -46,7 +48,7 @@ class PyTorchTrial(abc.ABC):
     def evaluation_reducer(self) -> Reducer | dict[str, Reducer]:
         return Reducer.AVG
 
-    def _shim_on_run_end(self, status: str) -> None:
+    def _shim_on_run_end(self, status: str) -> None:  # noqa: B027 - optional hook
         """Called once when the run ends (``completed``, ``preempted`` or ``failed``)."""
 
     def get_batch_length(self, batch: Any) -> int:

@@ -47,7 +47,9 @@ class Validator:
         finally:
             for module, training in modes:
                 module.training = training
-        local = reduce_validation_metrics(outputs, self._trial.evaluation_reducer()) if outputs else {}
+        local = (
+            reduce_validation_metrics(outputs, self._trial.evaluation_reducer()) if outputs else {}
+        )
         metrics = combine_ranks(dist.allgather((local, len(outputs)))) if dist.size > 1 else local
         extra = getattr(self._trial, "_shim_validation_metrics", None)
         if extra is not None:
