@@ -28,6 +28,9 @@ class LRSchedulerTypeError(ShimError, TypeError):
 
 def _step_mode(step_mode: Any) -> LRScheduler.StepMode:
     try:
+        # Enum members only, as Determined: a bare 2 is no StepMode.
+        if not isinstance(step_mode, enum.Enum):
+            raise ValueError(step_mode)
         return LRScheduler.StepMode(step_mode)
     except ValueError:
         members = ", ".join(LRScheduler.StepMode.__members__)
