@@ -118,6 +118,9 @@ def _reducers(reducer: Any, keys: list[str]) -> dict[str, Reducer]:
 
 def _reducer(key: str, value: Any) -> Reducer:
     try:
+        # Enum members only, as Determined: a bare 1 is no Reducer.
+        if not isinstance(value, enum.Enum):
+            raise ValueError(value)
         return Reducer(value)
     except ValueError:
         raise MetricsError(
