@@ -150,6 +150,7 @@ def _run_once(
         ),
         tensorboard_path=run_dir / "tensorboard",
     ) as core:
+        core.train.open_tensorboard()
         start = 0
         if record.latest_checkpoint:
             start = int(core.checkpoint.get_metadata(record.latest_checkpoint)["steps_completed"])

@@ -123,6 +123,11 @@ class TrainContext:
         if self._tensorboard is not None:
             raise RuntimeError("upload_tensorboard_files can only be used in MANUAL mode")
 
+    def open_tensorboard(self) -> None:
+        """Start the TensorBoard writer up front, so no training step pays for it."""
+        if self._tensorboard is not None:
+            self._tensorboard.open()
+
     def flush(self) -> None:
         if self._tensorboard is not None:
             self._tensorboard.flush()

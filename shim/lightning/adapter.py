@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import types
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -150,13 +149,9 @@ class LightningAdapter(PyTorchTrial):
         self._trainer.current_epoch = epoch_idx
         self._log.batch = batch
 
-    @contextlib.contextmanager
-    def _in_hook(self, name: str) -> Iterator[None]:
-        previous, self._log.current_hook = self._log.current_hook, name
-        try:
-            yield
-        finally:
-            self._log.current_hook = previous
+    def _in_hook(self, name: str) -> _HookScope:
+        """Tells ``self.log`` which hook is running (its on_step/on_epoch defaults depend on it)."""
+        return _HookScope(self._log, name)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return self._precision.autocast()
@@ -168,7 +163,11 @@ class LightningAdapter(PyTorchTrial):
     def _batch_metrics(self, outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
         """The batch's training metrics: step-logged values and scalar outputs, with
         ``opt{i}_`` prefixes where several optimizers return the same name."""
-        metrics: dict[str, Any] = {}
+        if len(outputs) == 1:  # the common case, without the duplicate-name bookkeeping
+            metrics = _scalar_metrics(outputs[0])
+            metrics.update(self._log.take_step_metrics())
+            return metrics
+        metrics = {}
         seen: dict[str, int] = {}
         for output in outputs:
             for name in _scalar_metrics(output):
@@ -223,6 +222,19 @@ class LightningAdapter(PyTorchTrial):
         self._epoch_outputs = list(state.get("epoch_outputs", []))
         self._log.load_state_dict(state.get("log", {}))
         self._pending_epoch_metrics = dict(state.get("pending_epoch_metrics", {}))
+
+
+class _HookScope:
+    __slots__ = ("_log", "_name", "_previous")
+
+    def __init__(self, log: LogCollector, name: str) -> None:
+        self._log, self._name = log, name
+
+    def __enter__(self) -> None:
+        self._previous, self._log.current_hook = self._log.current_hook, self._name
+
+    def __exit__(self, *_: object) -> None:
+        self._log.current_hook = self._previous
 
 
 def _scalar_metrics(output: Any) -> dict[str, Any]:

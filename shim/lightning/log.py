@@ -112,7 +112,7 @@ class LogCollector:
         step_default, epoch_default = self._defaults()
         on_step = step_default if on_step is None else on_step
         on_epoch = epoch_default if on_epoch is None else on_epoch
-        reducer = _reducer_name(reduce_fx, name)
+        reducer = "mean" if reduce_fx == "mean" else _reducer_name(reduce_fx, name)
         if on_step and on_epoch:
             self._stepped_too.add(name)
         if on_step:

@@ -13,6 +13,8 @@ from shim.errors import ShimError
 
 __all__ = ["Precision"]
 
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: full precision needs no context
+
 _NAMES = {
     32: "32",
     "32": "32",
@@ -51,7 +53,7 @@ class Precision:
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.kind == "32":
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST
         dtype = torch.float16 if self.kind == "16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
 

@@ -18,7 +18,7 @@ from typing import Any
 from shim.errors import ShimError
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.data import to_device
-from shim.pytorch.lr_scheduler import LRScheduler, should_step_after_batch
+from shim.pytorch.lr_scheduler import LRScheduler, lr_steps_after_batch
 from shim.pytorch.periods import Period, total_batches
 from shim.pytorch.reducer import average_training_metrics
 from shim.pytorch.state import TrialState, seed_everything
@@ -169,6 +169,13 @@ class TrialController:
 
     def _train(self, iterator: Iterator[Any]) -> str:
         device = self.context.device
+        # Batches from the loader are already on the CPU; moving them again costs a walk.
+        on_cpu = device.type == "cpu"
+        self._auto_schedulers = [
+            s
+            for s in self.context.lr_schedulers
+            if s._step_mode != LRScheduler.StepMode.MANUAL_STEP
+        ]
         while self.state.batches_trained < self.total:
             idx = self.state.batches_trained
             epoch = idx // self.epoch_len
@@ -178,13 +185,16 @@ class TrialController:
             batch = next(iterator)
             self.context.position.batch_idx = idx
             try:
-                out = self.trial.train_batch(to_device(batch, device), epoch, idx)
+                out = self.trial.train_batch(
+                    batch if on_cpu else to_device(batch, device), epoch, idx
+                )
             except EndEpoch:
                 iterator = self._end_epoch_early(epoch)
                 continue
             self._pending.append(out if isinstance(out, dict) else {"loss": out})
             self.state.batches_trained = done = idx + 1
-            self._step_schedulers(idx)
+            if self._auto_schedulers:
+                self._step_schedulers(idx)
             if done % self._plan.scheduling_unit == 0:
                 self._report_training()
             epoch_ends = done % self.epoch_len == 0
@@ -231,14 +241,9 @@ class TrialController:
             callback.on_training_epoch_end(epoch)
 
     def _step_schedulers(self, idx: int) -> None:
-        for scheduler in self.context.lr_schedulers:
-            mode = scheduler._step_mode
-            if mode in (
-                LRScheduler.StepMode.MANUAL_STEP,
-                LRScheduler.StepMode.STEP_EVERY_OPTIMIZER_STEP,
-            ):
-                continue
-            if should_step_after_batch(mode, scheduler._frequency, idx, self.epoch_len):
+        for scheduler in self._auto_schedulers:
+            mode, frequency = scheduler._step_mode, scheduler._frequency
+            for _ in range(lr_steps_after_batch(mode, frequency, idx, self.epoch_len)):
                 scheduler.step()
 
     # -- reporting, validation, checkpoints -----------------------------------------------------
