@@ -450,3 +450,24 @@ def test_to_device_signature_matches_determined() -> None:
     assert describe(inspect.signature(to_device)) == describe(
         inspect.signature(det_pytorch.to_device)
     )
+
+
+@pytest.mark.gpu
+def test_to_device_moves_a_nested_batch_onto_the_gpu() -> None:
+    batch = {"x": [torch.ones(2), np.zeros(3, dtype=np.float32)], "p": Point(torch.ones(1), "c")}
+    moved: Any = to_device(batch, torch.device("cuda"))  # type: ignore[arg-type]
+    assert moved["x"][0].is_cuda and moved["x"][1].is_cuda
+    assert isinstance(moved["p"], Point) and moved["p"].x.is_cuda
+
+
+@pytest.mark.gpu
+def test_pinned_worker_batches_equal_the_main_process_batches() -> None:
+    def batches(num_workers: int, pin_memory: bool) -> list[torch.Tensor]:
+        loader = DataLoader(
+            range(13), batch_size=3, shuffle=True, num_workers=num_workers, pin_memory=pin_memory
+        )
+        return list(itertools.islice(loader.get_data_loader(repeat=True, skip=3), 6))
+
+    pinned = batches(2, True)
+    assert all(batch.is_pinned() for batch in pinned)
+    assert [b.tolist() for b in pinned] == [b.tolist() for b in batches(0, False)]

@@ -224,3 +224,14 @@ def test_a_metric_reducer_must_define_every_step() -> None:
 
     with pytest.raises(TypeError, match="per_slot_reduce"):
         Partial()  # type: ignore[abstract]
+
+
+@pytest.mark.gpu
+def test_cuda_tensor_metrics_reduce_and_average_like_cpu_ones() -> None:
+    batches = [
+        {"loss": torch.tensor(1.0, device="cuda")},
+        {"loss": torch.tensor(3.0, device="cuda", requires_grad=True)},
+    ]
+    assert reduce_validation_metrics(batches, Reducer.AVG) == {"loss": 2.0}
+    assert combine_ranks([(reduce_validation_metrics(batches, Reducer.SUM), 2)]) == {"loss": 4.0}
+    assert average_training_metrics(batches) == {"loss": 2.0}
