@@ -211,6 +211,7 @@ class LightningAdapter(PyTorchTrial):
 
     def _adapter_state(self) -> dict[str, Any]:
         return {
+            "hyper_parameters": _plain_hparams(self.lightning_module),
             "global_step": self._trainer.global_step,
             "epoch_outputs": self._epoch_outputs,
             "log": self._log.state_dict(),
@@ -222,6 +223,13 @@ class LightningAdapter(PyTorchTrial):
         self._epoch_outputs = list(state.get("epoch_outputs", []))
         self._log.load_state_dict(state.get("log", {}))
         self._pending_epoch_metrics = dict(state.get("pending_epoch_metrics", {}))
+
+
+def _plain_hparams(module: Any) -> dict[str, Any]:
+    """``save_hyperparameters()`` values that load with ``weights_only=True`` (for export)."""
+    hparams = getattr(module, "hparams", None) or {}
+    plain = (bool, int, float, str, type(None))
+    return {k: v for k, v in dict(hparams).items() if isinstance(v, plain)}
 
 
 class _HookScope:

@@ -47,10 +47,12 @@ class Validator:
         finally:
             for module, training in modes:
                 module.training = training
-        local = (
-            reduce_validation_metrics(outputs, self._trial.evaluation_reducer()) if outputs else {}
-        )
-        metrics = combine_ranks(dist.allgather((local, len(outputs)))) if dist.size > 1 else local
+        reducer = self._trial.evaluation_reducer()
+        local = reduce_validation_metrics(outputs, reducer) if outputs else {}
+        if dist.size > 1:
+            metrics = combine_ranks(dist.allgather((local, len(outputs))), reducer)
+        else:
+            metrics = local
         extra = getattr(self._trial, "_shim_validation_metrics", None)
         if extra is not None:
             metrics = {**metrics, **extra()}

@@ -1,0 +1,106 @@
+"""Exact resume: a real run-trial process is preempted, killed or crashes; the resumed run ends
+with the same weights, bit for bit, as an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import signal
+
+import pytest
+
+from tests.run.helpers import (
+    Run,
+    assert_same_weights,
+    checkpoint_content,
+    checkpoint_folders,
+    final_weights,
+    run_trial,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    run = run_trial(tmp_path_factory.mktemp("baseline"))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_an_uninterrupted_run_writes_determineds_layout_and_reports(baseline: Run) -> None:
+    summary = baseline.summary
+    assert summary["status"] == "completed"
+    assert summary["steps_completed"] == 36 and summary["epochs_completed"] == 3
+    folder = pathlib.Path(summary["latest_checkpoint_path"])
+    assert sorted(p.name for p in folder.iterdir()) == ["metadata.json", "state_dict.pth"]
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["steps_completed"] == 36 and metadata["seed"] == 11
+    content = checkpoint_content(summary)
+    for key in (
+        "models_state_dict",
+        "optimizers_state_dict",
+        "lr_schedulers_state_dict",
+        "callbacks",
+        "rng_state",
+        "trial_state",
+    ):
+        assert key in content
+    records = [
+        json.loads(line) for line in pathlib.Path(summary["metrics_path"]).read_text().splitlines()
+    ]
+    validations = [r for r in records if r["group"] == "validation"]
+    assert [r["steps_completed"] for r in validations] == [10, 20, 30, 36]
+    assert {"val_loss", "accuracy", "batches", "epochs"} <= validations[0]["metrics"].keys()
+    assert list(pathlib.Path(summary["tensorboard_path"]).glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    "preempt_at", [5, 10, 12], ids=["mid-epoch", "after-validation", "epoch-end"]
+)
+def test_sigterm_then_resume_gives_the_uninterrupted_weights(
+    tmp_path: pathlib.Path, baseline: Run, preempt_at: int
+) -> None:
+    first = run_trial(tmp_path, env={"SHIM_TEST_PREEMPT_AT": str(preempt_at)})
+    assert first.returncode == 3, first.stderr
+    assert first.summary["status"] == "preempted"
+    assert first.summary["steps_completed"] == preempt_at
+    second = run_trial(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.summary["steps_completed"] == 36
+    assert_same_weights(final_weights(second.summary), final_weights(baseline.summary))
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(
+    tmp_path: pathlib.Path, baseline: Run
+) -> None:
+    killed = run_trial(tmp_path, env={"SHIM_TEST_KILL_AT_CHECKPOINT": "2"})
+    assert killed.returncode == -signal.SIGKILL
+    assert list(tmp_path.glob(".*.partial")), "the interrupted checkpoint stays hidden"
+    complete = checkpoint_folders(tmp_path)
+    assert len(complete) == 1
+    resumed = run_trial(tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(final_weights(resumed.summary), final_weights(baseline.summary))
+
+
+def test_a_crash_restarts_from_the_latest_checkpoint(tmp_path: pathlib.Path, baseline: Run) -> None:
+    env = {"SHIM_TEST_CRASH_AT": "9", "SHIM_TEST_MARKER": str(tmp_path / "crashed")}
+    run = run_trial(tmp_path / "storage", env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.summary["restarts"] == 1
+    assert "injected crash after batch 9" in run.stderr
+    assert_same_weights(final_weights(run.summary), final_weights(baseline.summary))
+
+
+def test_running_the_same_command_again_resumes_and_fresh_starts_over(
+    tmp_path: pathlib.Path, baseline: Run
+) -> None:
+    first = run_trial(tmp_path)
+    again = run_trial(tmp_path)
+    assert again.returncode == 0
+    assert again.summary["latest_checkpoint"] == first.summary["latest_checkpoint"]
+    fresh = run_trial(tmp_path, "--fresh")
+    assert fresh.summary["latest_checkpoint"] != first.summary["latest_checkpoint"]
+    # Same seed, same data: two fresh runs agree bit for bit.
+    assert_same_weights(final_weights(fresh.summary), final_weights(baseline.summary))
