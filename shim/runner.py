@@ -87,6 +87,8 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     seed = _seed(options, config, record)
     record.seed = seed
     plan = _plan(config, options)
+    for notice in config.notices:
+        reporter.on_message(notice)
     started = time.monotonic()
     with determined_namespace(), trial_folder(options.context_dir):
         trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
