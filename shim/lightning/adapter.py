@@ -160,23 +160,27 @@ class LightningAdapter(PyTorchTrial):
     def _scaler(self) -> Any:
         return self._precision.scaler
 
-    def _batch_metrics(self, outputs: list[dict[str, Any] | None]) -> dict[str, Any]:
-        """The batch's training metrics: step-logged values and scalar outputs, with
-        ``opt{i}_`` prefixes where several optimizers return the same name."""
-        if len(outputs) == 1:  # the common case, without the duplicate-name bookkeeping
-            metrics = _scalar_metrics(outputs[0])
-            metrics.update(self._log.take_step_metrics())
-            return metrics
-        metrics = {}
-        seen: dict[str, int] = {}
-        for output in outputs:
-            for name in _scalar_metrics(output):
-                seen[name] = seen.get(name, 0) + 1
-        for idx, output in enumerate(outputs):
-            for name, value in _scalar_metrics(output).items():
-                metrics[f"opt{idx}_{name}" if seen[name] > 1 else name] = value
-        metrics.update(self._log.take_step_metrics())
-        return metrics
+    def _batch_metrics(
+        self, outputs: list[dict[str, Any] | None], logged: list[dict[str, float]]
+    ) -> dict[str, Any]:
+        """The batch's training metrics: scalar outputs and step-logged values of each optimizer,
+        ``opt{i}_``-prefixed where several optimizers give the same name (as Determined did)."""
+        per_opt = [
+            {**_scalar_metrics(out), **values} for out, values in zip(outputs, logged, strict=True)
+        ]
+        rest = self._log.take_step_metrics()  # logged outside the optimizer loop
+        if len(per_opt) == 1:
+            return {**per_opt[0], **rest}
+        counts: dict[str, int] = {}
+        for metrics in per_opt:
+            for name in metrics:
+                counts[name] = counts.get(name, 0) + 1
+        merged = {
+            f"opt{idx}_{name}" if counts[name] > 1 else name: value
+            for idx, metrics in enumerate(per_opt)
+            for name, value in metrics.items()
+        }
+        return {**merged, **rest}
 
     def _collect_epoch_output(self, batch_output: Any) -> None:
         if self._hooks.training_epoch_end is None or batch_output is None:

@@ -37,8 +37,10 @@ def run_training_batch(
                 raise EndEpoch
     several = len(adapter._optimizers) > 1
     outputs: list[dict[str, Any] | None] = []
+    logged: list[dict[str, float]] = []  # per optimizer, so equal names can be told apart
     for opt_idx in active_optimizer_indices(adapter._plan, batch_idx):
         outputs.append(_optimize(adapter, batch, batch_idx, epoch_idx, opt_idx, several))
+        logged.append(adapter._log.take_step_metrics())
         for cfg in adapter._plan.schedulers:
             due = scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx)
             if due and cfg.opt_idx == opt_idx and not cfg.reduce_on_plateau:
@@ -51,7 +53,7 @@ def run_training_batch(
     if (batch_idx + 1) == epoch_len:
         adapter._step_epoch_schedulers(epoch_idx)
     adapter._collect_epoch_output(batch_output)
-    return adapter._batch_metrics(outputs)
+    return adapter._batch_metrics(outputs, logged)
 
 
 def _optimize(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import pathlib
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -104,3 +106,32 @@ def test_running_the_same_command_again_resumes_and_fresh_starts_over(
     assert fresh.summary["latest_checkpoint"] != first.summary["latest_checkpoint"]
     # Same seed, same data: two fresh runs agree bit for bit.
     assert_same_weights(final_weights(fresh.summary), final_weights(baseline.summary))
+
+
+GAN = pathlib.Path(__file__).resolve().parents[2] / "fixtures" / "gan" / "const.yaml"
+
+
+def test_the_gan_resumes_exactly_after_a_sigterm_from_outside(tmp_path: pathlib.Path) -> None:
+    """Two optimizers with optimizer_idx; the signal comes from another process, at whatever
+    batch the trial has reached once its first checkpoint is announced."""
+    length = ["--max-length", "120"]
+    baseline = run_trial(tmp_path / "baseline", *length, config=GAN)
+    assert baseline.returncode == 0, baseline.stderr
+    storage = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "shim.cli", str(GAN), "--plain", "--json"]
+    command += ["--checkpoint-storage", str(storage), *length]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if ": checkpoint " in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, _ = proc.communicate(timeout=300)
+    first = Run(proc.returncode, out, "")
+    assert first.returncode == 3 and first.summary["status"] == "preempted"
+    assert 8 <= first.summary["steps_completed"] < 120
+    resumed = run_trial(storage, *length, config=GAN)
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_weights(final_weights(resumed.summary), final_weights(baseline.summary))
