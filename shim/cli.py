@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import pathlib
 import sys
 import warnings
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from shim.config import load_experiment_config
-    from shim.progress import make_reporter
+    from shim.progress import NullReporter, make_reporter
     from shim.runner import RunOptions, run_trial
 
     overrides = dict(_split_hparam(item) for item in args.hparam)
@@ -85,7 +86,8 @@ def _run(args: argparse.Namespace) -> int:
     context_dir = args.context_dir or args.config.resolve().parent
     if not context_dir.is_dir():
         raise ShimError(f"CONTEXT_DIR {context_dir} is not a folder")
-    reporter = make_reporter(force_plain=args.plain)
+    chief = int(os.environ.get("RANK", "0")) == 0
+    reporter = make_reporter(force_plain=args.plain) if chief else NullReporter()
     warnings.showwarning = _warning_printer(reporter)  # type: ignore[assignment]
     options = RunOptions(
         context_dir=context_dir,
@@ -106,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     reporter.on_end(summary)
     reporter.close()
-    if args.json:
+    if args.json and chief:
         print(summary.to_json())
     return EXIT_PREEMPTED if summary.status == "preempted" else EXIT_OK
 

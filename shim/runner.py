@@ -25,7 +25,7 @@ from shim.core.info import ClusterInfo, TrialInfo
 from shim.core.storage import storage_base_path
 from shim.errors import ShimError
 from shim.imports import determined_namespace, load_entrypoint, trial_folder
-from shim.progress import RunReporter, RunSummary
+from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
 
 __all__ = ["RunOptions", "RunRecord", "run_trial"]
@@ -120,7 +120,8 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
                     f"{config.max_restarts} from checkpoint {record.latest_checkpoint}"
                 )
     record.status = result.status
-    record.save(record_path)
+    if int(os.environ.get("RANK", "0")) == 0:
+        record.save(record_path)
     return _summary(config, result, record, run_dir, storage_spec, time.monotonic() - started)
 
 
@@ -152,6 +153,8 @@ def _run_once(
         ),
         tensorboard_path=run_dir / "tensorboard",
     ) as core:
+        # Locally the trial has as many slots as processes were launched (torchrun).
+        plan = dataclasses.replace(plan, slots_per_trial=core.distributed.size)
         core.train.open_tensorboard()
         start = 0
         if record.latest_checkpoint:
@@ -165,7 +168,10 @@ def _run_once(
             seed=int(record.seed or 0),
             latest_checkpoint=record.latest_checkpoint,
             start_batch=start,
-            reporter=_Recording(reporter, record, record_path),
+            # Only the chief shows progress and keeps trial.json.
+            reporter=_Recording(reporter, record, record_path)
+            if core.distributed.rank == 0
+            else NullReporter(),
         )
         return controller.run()
 

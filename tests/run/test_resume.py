@@ -10,8 +10,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from tests.conftest import free_port
 from tests.run.helpers import (
+    TOY,
     Run,
     assert_same_weights,
     checkpoint_content,
@@ -135,3 +138,20 @@ def test_the_gan_resumes_exactly_after_a_sigterm_from_outside(tmp_path: pathlib.
     resumed = run_trial(storage, *length, config=GAN)
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(final_weights(resumed.summary), final_weights(baseline.summary))
+
+
+def test_two_ranks_under_torchrun_train_like_one_process_with_the_same_global_batch(
+    tmp_path: pathlib.Path, baseline: Run
+) -> None:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--master-port", str(free_port()), "-m", "shim.cli", str(TOY), "--plain", "--json"]
+    command += ["--checkpoint-storage", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = Run(result.returncode, result.stdout, result.stderr)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count('"status"') == 1, "only the chief prints the summary"
+    assert run.summary["steps_completed"] == 36
+    ours, single = final_weights(run.summary), final_weights(baseline.summary)
+    for name in single:
+        # Two half-batch gradients averaged across ranks: the same math, reordered.
+        torch.testing.assert_close(ours[name], single[name], rtol=0, atol=1e-5)
