@@ -7,6 +7,7 @@ filled in, which is what Determined's own code reads as ``exp_conf``.
 
 from __future__ import annotations
 
+import copy
 import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -162,7 +163,8 @@ def _build(data: Any, where: Where) -> ExperimentConfig:
         raise where.error(
             (), f"an experiment config must be a mapping of fields, got {type(data).__name__}"
         )
-    raw = _TOP_LEVEL(data, (), where)
+    # Validators copy only what they normalise; the caller's dict must stay untouched.
+    raw = _TOP_LEVEL(copy.deepcopy(data), (), where)
     check_global_batch_size(raw["hyperparameters"], where)
     seed = (raw.get("reproducibility") or {}).get("experiment_seed")
     return ExperimentConfig(
