@@ -303,3 +303,43 @@ def test_anchors_and_merge_keys_load_as_yaml_defines_them(write_config: Write) -
     )
     searcher = load_experiment_config(path).searcher
     assert (searcher.name, searcher.metric, searcher.smaller_is_better) == ("single", "loss", False)
+
+
+def test_a_misspelt_searcher_key_is_named_with_its_line_and_the_fix(write_config: Write) -> None:
+    path = write_config(
+        """
+        entrypoint: model_def:T
+        hyperparameters:
+          global_batch_size: 8
+        searcher:
+          name: single
+          metirc: loss
+        """
+    )
+
+    with pytest.raises(
+        ConfigError, match=re.escape("const.yaml:6: unknown key 'searcher.metirc'; did you mean")
+    ):
+        load_experiment_config(path)
+
+
+def test_a_wrong_type_is_named_with_its_line_and_the_value_given(write_config: Write) -> None:
+    path = write_config(
+        """
+        entrypoint: model_def:T
+        searcher: {name: single, metric: loss}
+        hyperparameters:
+          learning_rate: 0.1
+          global_batch_size: abc
+        """
+    )
+
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "const.yaml:5: 'hyperparameters.global_batch_size' must be an int >= 1, got 'abc'"
+        ),
+    ) as err:
+        load_experiment_config(path)
+
+    assert (err.value.line, err.value.key) == (5, "hyperparameters.global_batch_size")
