@@ -133,7 +133,9 @@ def main() -> None:
     print(f"{args.steps} steps, batch 32, 1 thread, {args.rounds} rounds, medians")
     for name, value in med.items():
         print(f"{name:22s}: {value:7.3f} s  ({value / args.steps * 1e6:6.1f} us/step)")
-    print(f"run-trial / hand loop        : {med['run-trial'] / med['hand loop']:.3f} (bar: <= 1.10)")
+    print(
+        f"run-trial / hand loop        : {med['run-trial'] / med['hand loop']:.3f} (bar: <= 1.10)"
+    )
     whole = med["run-trial, whole run"] / med["hand loop"]
     print(f"  whole run (set-up, final validation, checkpoint) / hand loop: {whole:.3f}")
     print(f"run-trial / Lightning Trainer: {med['run-trial'] / med['Lightning Trainer']:.3f}")

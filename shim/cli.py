@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from shim.errors import ShimError
 
-__all__ = ["main"]
+__all__ = ["console_main", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
 
@@ -139,5 +139,15 @@ def _warning_printer(reporter: object) -> object:
     return show
 
 
+def console_main() -> None:
+    """The ``run-trial`` command. Everything is written and closed when ``main`` returns, so the
+    process ends at once: tearing down torch and Lightning takes longer than a checkpoint, and a
+    preempted job should give its slot back quickly."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -7,7 +7,9 @@ from determined.pytorch.lightning import LightningAdapter
 from torch import nn
 
 
-def make_dataset(n: int = 2048, features: int = 64, seed: int = 0) -> torch.utils.data.TensorDataset:
+def make_dataset(
+    n: int = 2048, features: int = 64, seed: int = 0
+) -> torch.utils.data.TensorDataset:
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, features, generator=generator)
     return torch.utils.data.TensorDataset(x, (x[:, :10].argmax(dim=1)))
