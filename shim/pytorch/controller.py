@@ -156,8 +156,9 @@ class TrialController:
         try:
             for callback in self.callbacks.values():
                 callback.on_training_start()
-            if self._plan.perform_initial_validation and self.state.batches_trained == 0:
-                self._validate()
+            initial = self._plan.perform_initial_validation and self.state.batches_trained == 0
+            if initial and self._validate():
+                self._checkpoint()
             status = "failed"
             status = self._train(iterator)
         finally:
@@ -204,11 +205,13 @@ class TrialController:
                 self._finish_epoch(epoch)
             if self._reporter is not None:
                 self._reporter.on_batch(batches=done, epoch=epoch)
+            wants_checkpoint = False
             if self._validate_every.due(done, self.epoch_len):
-                self._validate()
+                wants_checkpoint = self._validate()
             if epoch_ends and validate_first:
                 self._finish_epoch(epoch)
-            if self._checkpoint_every.due(done, self.epoch_len):
+            # After the epoch's end hooks, so the checkpoint holds what they did.
+            if wants_checkpoint or self._checkpoint_every.due(done, self.epoch_len):
                 self._checkpoint()
             if self._core.preempt.should_preempt() or self.context.get_stop_requested():
                 preempted = not self.context.get_stop_requested()
@@ -220,7 +223,7 @@ class TrialController:
         self._report_training()
         if self.state.last_validated != self.state.batches_trained:
             self._validate()
-        self._checkpoint()
+        self._checkpoint()  # the end always leaves a current checkpoint
         return "completed"
 
     def _end_epoch_early(self, epoch: int) -> Iterator[Any]:
@@ -266,7 +269,8 @@ class TrialController:
             self._core.train.report_progress(min(1.0, done / self.total))
         self._report("on_training_metrics", batches=done, metrics=metrics)
 
-    def _validate(self) -> None:
+    def _validate(self) -> bool:
+        """Validate and report; True when the checkpoint policy wants a checkpoint now."""
         done = self.state.batches_trained
         metrics = self._validator.run(done, done / self.epoch_len)
         self.state.last_validated = done
@@ -277,8 +281,9 @@ class TrialController:
             self._best = dict(metrics)
         self._report("on_validation", batches=done, metrics=metrics)
         policy = self._plan.checkpoint_policy
-        if policy == "all" or (policy == "best" and self.state.best_validation == searcher_value):
-            self._checkpoint()
+        return policy == "all" or (
+            policy == "best" and self.state.best_validation == searcher_value
+        )
 
     def _is_better(self, value: Any) -> bool:
         if not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -1,0 +1,96 @@
+"""Lightning is the oracle for per-step numerics: N steps through run-trial give the weights of N
+steps of the real Trainer on the same data and seed. Lightning 2.x in this environment; the
+legacy 1.x modules (two optimizers with optimizer_idx, *_epoch_end) against Lightning 1.9.5 in a
+second environment, where run-trial itself also runs on Lightning 1.9."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from tests.oracle.fixtures import pl19_python_fixture  # noqa: F401  (provides pl19_python)
+from tests.oracle.lightning_run import run_lightning, run_lightning_in
+from tests.run.helpers import (
+    TOY,
+    Run,
+    assert_same_weights,
+    checkpoint_content,
+    final_weights,
+    run_trial,
+)
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def test_mnist_like_matches_lightning_2s_trainer_bit_for_bit(tmp_path: pathlib.Path) -> None:
+    ours = run_trial(tmp_path, config=FIXTURES / "mnist_like" / "const.yaml")
+    assert ours.returncode == 0, ours.stderr
+    oracle = run_lightning(FIXTURES / "mnist_like", epochs=2, seed=42)
+    assert ours.summary["steps_completed"] == oracle["global_step"] == 16
+    assert_same_weights(final_weights(ours.summary), oracle["state_dict"])
+
+
+def test_a_step_interval_scheduler_matches_lightning_2s_trainer(tmp_path: pathlib.Path) -> None:
+    """The toy trial: SGD with momentum and a StepLR dict with interval 'step', 3 epochs."""
+    ours = run_trial(tmp_path, "--hparam", "shuffle=false", config=TOY)
+    assert ours.returncode == 0, ours.stderr
+    sys.path.insert(0, str(TOY.parent))
+    try:
+        from shim.imports import determined_namespace
+
+        with determined_namespace():
+            import model_def
+        pl.seed_everything(11, verbose=False)
+        module = model_def.ToyModule(lr=0.1, hidden=16)
+        train = torch.utils.data.DataLoader(model_def.make_dataset(96, seed=0), batch_size=8)
+        trainer = pl.Trainer(
+            max_epochs=3,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+        trainer.fit(module, train_dataloaders=train)
+    finally:
+        sys.path.remove(str(TOY.parent))
+        sys.modules.pop("model_def", None)
+    assert_same_weights(final_weights(ours.summary), module.state_dict())
+    content = checkpoint_content(ours.summary)
+    assert content["lr_schedulers_state_dict"][0]["last_epoch"] == 36
+    assert (
+        content["lr_schedulers_state_dict"][0]
+        == trainer.lr_scheduler_configs[0].scheduler.state_dict()
+    )
+
+
+def _run_trial_in(python: pathlib.Path, storage: pathlib.Path, config: pathlib.Path) -> Run:
+    command = [str(python), "-m", "shim.cli", str(config), "--plain", "--json"]
+    command += ["--checkpoint-storage", str(storage)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("fixture", ["gan", "lr_schedulers", "mnist_like"])
+def test_under_lightning_1_9_run_trial_matches_its_trainer(
+    tmp_path: pathlib.Path, pl19_python: pathlib.Path, fixture: str
+) -> None:
+    ours = _run_trial_in(pl19_python, tmp_path, FIXTURES / fixture / "const.yaml")
+    assert ours.returncode == 0, ours.stderr
+    oracle = run_lightning_in(pl19_python, FIXTURES / fixture, epochs=2, seed=42)
+    assert ours.summary["steps_completed"] == 16
+    weights = final_weights(ours.summary)
+    # Weights and buffers, e.g. what training_epoch_end / validation_epoch_end recorded.
+    assert_same_weights(weights, oracle["state_dict"])
+    adapter = checkpoint_content(ours.summary)["callbacks"]["_lightning_module"]
+    assert adapter["global_step"] == oracle["global_step"]
