@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 import shim.core
 from shim.config import ExperimentConfig, Length
 from shim.core.info import ClusterInfo, TrialInfo
@@ -168,6 +170,7 @@ def _run_once(
             seed=int(record.seed or 0),
             latest_checkpoint=record.latest_checkpoint,
             start_batch=start,
+            num_gpus=1 if torch.cuda.is_available() else 0,
             # Only the chief shows progress and keeps trial.json.
             reporter=_Recording(reporter, record, record_path)
             if core.distributed.rank == 0

@@ -93,8 +93,13 @@ class DistributedContext:
                     "MASTER_ADDR/MASTER_PORT are unset; launch with torchrun or call "
                     "torch.distributed.init_process_group() before building the context"
                 )
+            # NCCL for CUDA tensors (gradients) where there are GPUs, gloo for everything else.
+            backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
             dist.init_process_group(
-                "gloo", rank=self.rank, world_size=self.size, timeout=datetime.timedelta(minutes=30)
+                backend,
+                rank=self.rank,
+                world_size=self.size,
+                timeout=datetime.timedelta(minutes=30),
             )
             self._owns_process_group = True
         if (dist.get_rank(), dist.get_world_size()) != (self.rank, self.size):
