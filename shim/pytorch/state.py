@@ -78,12 +78,13 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["cpu_rng_state"])
+    # The checkpoint may have been loaded onto the GPU; RNG states are CPU byte tensors.
+    torch.set_rng_state(state["cpu_rng_state"].cpu())
     np_state = state["np_rng_state"]
     np.random.set_state(
         (
             np_state["kind"],
-            np_state["keys"].numpy().astype(np.uint32),
+            np_state["keys"].cpu().numpy().astype(np.uint32),
             np_state["pos"],
             np_state["has_gauss"],
             np_state["gauss"],
@@ -92,7 +93,7 @@ def restore_rng(state: dict[str, Any]) -> None:
     py = state["random_rng_state"]
     random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
     if "gpu_rng_state" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["gpu_rng_state"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["gpu_rng_state"]])
 
 
 def load_state_file(folder: pathlib.Path, device: torch.device) -> dict[str, Any]:
