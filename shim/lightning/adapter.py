@@ -91,6 +91,13 @@ class LightningAdapter(PyTorchTrial):
         for cfg in self._plan.schedulers:
             self._context.wrap_lr_scheduler(cfg.scheduler, LRScheduler.StepMode.MANUAL_STEP)
         self._trainer.lr_scheduler_configs = list(self._plan.schedulers)
+        # Without frequencies every optimizer steps on every batch: no per-batch selection.
+        count = len(self._optimizers)
+        self._every_optimizer = list(range(count)) if self._plan.frequencies is None else None
+        hooks = self._hooks
+        self._keeps_outputs = (
+            hooks.on_train_batch_end is not None or hooks.training_epoch_end is not None
+        )
         if len(self._optimizers) > 1 and self._hooks.training_step_takes_idx is False:
             raise ShimError(
                 f"{self._where('training_step')}: the module defines {len(self._optimizers)} "

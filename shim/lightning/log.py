@@ -78,10 +78,10 @@ class LogCollector:
     def __init__(self, is_global_zero: bool = True) -> None:
         self.current_hook = ""
         self.batch: Any = None
-        self.step_metrics: dict[str, float] = {}
-        self.callback_metrics: dict[str, float] = {}
-        self.logged_metrics: dict[str, float] = {}
-        self.progress_bar_metrics: dict[str, float] = {}
+        self.step_metrics: dict[str, Any] = {}
+        self.callback_metrics: dict[str, Any] = {}
+        self.logged_metrics: dict[str, Any] = {}
+        self.progress_bar_metrics: dict[str, Any] = {}
         self._epoch: dict[str, dict[str, _Accumulator]] = {"train": {}, "val": {}}
         self._stepped_too: set[str] = set()
         self._is_global_zero = is_global_zero
@@ -128,7 +128,7 @@ class LogCollector:
             stage = "val" if "validation" in self.current_hook else "train"
             size = batch_size if batch_size is not None else extract_batch_size(self.batch)
             bucket = self._epoch[stage].setdefault(name, _Accumulator(reducer))
-            bucket.add(number, size)
+            bucket.add(float(number), size)
         if prog_bar:
             self.progress_bar_metrics[name] = number
 
@@ -138,13 +138,13 @@ class LogCollector:
 
     # -- read by the adapter ---------------------------------------------------------------------
 
-    def take_step_metrics(self) -> dict[str, float]:
+    def take_step_metrics(self) -> dict[str, Any]:
         out, self.step_metrics = self.step_metrics, {}
         return out
 
     def finish_epoch(self, stage: str) -> dict[str, float]:
         """Reduce the epoch's values (``name_epoch`` where the name was also logged per step)."""
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
         for name, bucket in self._epoch[stage].items():
             out[f"{name}_epoch" if name in self._stepped_too else name] = bucket.result()
         self._epoch[stage] = {}
@@ -188,14 +188,15 @@ def extract_batch_size(batch: Any) -> int:
     return 1
 
 
-def _scalar(name: str, value: Any) -> float:
+def _scalar(name: str, value: Any) -> torch.Tensor | float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ShimError(
                 f"self.log({name!r}, ...) got a tensor of shape {tuple(value.shape)}; "
                 "log a scalar (e.g. value.mean())"
             )
-        return float(value.detach().float().item())
+        # Kept as a tensor: converting now would wait for the device on every step.
+        return value.detach()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, Mapping):
             raise ShimError(

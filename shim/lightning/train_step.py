@@ -38,7 +38,8 @@ def run_training_batch(
     several = len(adapter._optimizers) > 1
     outputs: list[dict[str, Any] | None] = []
     logged: list[dict[str, float]] = []  # per optimizer, so equal names can be told apart
-    for opt_idx in active_optimizer_indices(adapter._plan, batch_idx):
+    active = adapter._every_optimizer or active_optimizer_indices(adapter._plan, batch_idx)
+    for opt_idx in active:
         outputs.append(_optimize(adapter, batch, batch_idx, epoch_idx, opt_idx, several))
         logged.append(adapter._log.take_step_metrics())
         for cfg in adapter._plan.schedulers:
@@ -115,7 +116,7 @@ def _optimize(
         adapter._trainer.global_step += 1
     if several:
         lm.untoggle_optimizer(*((opt_idx,) if hooks.toggle_takes_idx else (optimizer,)))
-    return _detached_output(output, loss)
+    return _detached_output(output, loss) if adapter._keeps_outputs else output
 
 
 def _loss_of(output: Any, adapter: LightningAdapter) -> torch.Tensor | None:

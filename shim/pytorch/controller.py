@@ -169,59 +169,58 @@ class TrialController:
         return self._result(status)
 
     def _train(self, iterator: Iterator[Any]) -> str:
+        # Per-batch work is kept to attribute reads: the loop must cost little next to a step.
         device = self.context.device
-        # Batches from the loader are already on the CPU; moving them again costs a walk.
-        on_cpu = device.type == "cpu"
-        self._auto_schedulers = [
-            s
-            for s in self.context.lr_schedulers
-            if s._step_mode != LRScheduler.StepMode.MANUAL_STEP
-        ]
-        while self.state.batches_trained < self.total:
-            idx = self.state.batches_trained
-            epoch = idx // self.epoch_len
-            if idx % self.epoch_len == 0:
+        on_cpu = device.type == "cpu"  # loader batches are on the CPU already
+        auto = LRScheduler.StepMode.MANUAL_STEP
+        self._auto_schedulers = [s for s in self.context.lr_schedulers if s._step_mode != auto]
+        # Determined ends the epoch before validating; Lightning validates first.
+        validate_first = getattr(self.trial, "_shim_validate_before_epoch_end", False)
+        train_batch, position = self.trial.train_batch, self.context.position
+        should_preempt = self._core.preempt.should_preempt
+        on_batch = self._reporter.on_batch if self._reporter is not None else None
+        epoch_len, unit, state = self.epoch_len, self._plan.scheduling_unit, self.state
+        while state.batches_trained < self.total:
+            idx = state.batches_trained
+            epoch = idx // epoch_len
+            if idx % epoch_len == 0:
                 for callback in self.callbacks.values():
                     callback.on_training_epoch_start(epoch)
             batch = next(iterator)
-            self.context.position.batch_idx = idx
+            position.batch_idx = idx
             try:
-                out = self.trial.train_batch(
-                    batch if on_cpu else to_device(batch, device), epoch, idx
-                )
+                out = train_batch(batch if on_cpu else to_device(batch, device), epoch, idx)
             except EndEpoch:
                 iterator = self._end_epoch_early(epoch)
                 continue
             self._pending.append(out if isinstance(out, dict) else {"loss": out})
-            self.state.batches_trained = done = idx + 1
+            state.batches_trained = done = idx + 1
             if self._auto_schedulers:
                 self._step_schedulers(idx)
-            if done % self._plan.scheduling_unit == 0:
+            if done % unit == 0:
                 self._report_training()
-            epoch_ends = done % self.epoch_len == 0
-            # Determined ends the epoch before validating; Lightning validates first.
-            validate_first = getattr(self.trial, "_shim_validate_before_epoch_end", False)
+            epoch_ends = done % epoch_len == 0
             if epoch_ends and not validate_first:
                 self._finish_epoch(epoch)
-            if self._reporter is not None:
-                self._reporter.on_batch(batches=done, epoch=epoch)
+            if on_batch is not None:
+                on_batch(batches=done, epoch=epoch)
             wants_checkpoint = False
-            if self._validate_every.due(done, self.epoch_len):
+            if self._validate_every.due(done, epoch_len):
                 wants_checkpoint = self._validate()
             if epoch_ends and validate_first:
                 self._finish_epoch(epoch)
             # After the epoch's end hooks, so the checkpoint holds what they did.
-            if wants_checkpoint or self._checkpoint_every.due(done, self.epoch_len):
+            if wants_checkpoint or self._checkpoint_every.due(done, epoch_len):
                 self._checkpoint()
-            if self._core.preempt.should_preempt() or self.context.get_stop_requested():
-                preempted = not self.context.get_stop_requested()
+            if should_preempt() or self.context._stop_requested:
+                preempted = not self.context._stop_requested
                 self._report_training()
                 self._checkpoint()
                 if preempted:
                     return "preempted"
                 break
         self._report_training()
-        if self.state.last_validated != self.state.batches_trained:
+        if state.last_validated != state.batches_trained:
             self._validate()
         self._checkpoint()  # the end always leaves a current checkpoint
         return "completed"
