@@ -53,7 +53,10 @@ class _Accumulator:
 
     def add(self, value: float, batch_size: int) -> None:
         if self.reduce_fx == "mean":
-            self.total += value * batch_size
+            # In float32, step by step, as Lightning's _ResultMetric accumulates: the epoch
+            # value (and what ReduceLROnPlateau or "best" compare) is then bitwise Lightning's.
+            total = torch.tensor(self.total, dtype=torch.float32)
+            self.total = float(total + torch.tensor(value, dtype=torch.float32) * batch_size)
             self.weight += batch_size
         elif self.reduce_fx == "sum":
             self.total += value
@@ -66,7 +69,10 @@ class _Accumulator:
 
     def result(self) -> float:
         if self.reduce_fx == "mean":
-            return self.total / self.weight if self.weight else math.nan
+            if not self.weight:
+                return math.nan
+            mean = torch.tensor(self.total, dtype=torch.float32) / int(self.weight)
+            return float(mean)
         if self.reduce_fx == "sum":
             return self.total
         return self.extreme if self.extreme is not None else math.nan

@@ -37,8 +37,16 @@ class PyTorchExperimentalContext:
         self._parent = parent
 
     def use_amp(self) -> None:
-        """Automatic mixed precision for wrapped models (CUDA only, as in Determined)."""
-        self._parent._auto_amp = True
+        """Automatic mixed precision, as Determined: wrapped models run forward under float16
+        autocast and ``context.backward`` / ``step_optimizer`` use a GradScaler. CUDA only."""
+        parent = self._parent
+        if parent.models:
+            raise ShimError("experimental.use_amp() must be called before wrap_model()")
+        if parent.device.type != "cuda":
+            logger.warning("experimental.use_amp() has no effect without a CUDA device")
+            return
+        parent._auto_amp = True
+        parent.wrap_scaler(torch.amp.GradScaler("cuda"))
 
     def disable_dataset_reproducibility_checks(self) -> None:
         """Accepted for compatibility: plain torch DataLoaders are always allowed here."""
@@ -183,6 +191,8 @@ class PyTorchTrialContext:
         (gradients are averaged across ranks by the trial, not by a DDP wrapper)."""
         model = model.to(self.device)
         self.models.append(model)
+        if self._auto_amp:
+            return _Autocast(model, self.device.type)
         return model
 
     def wrap_optimizer(
@@ -263,3 +273,16 @@ class PyTorchTrialContext:
         if self._tensorboard_writer is not None:
             self._tensorboard_writer.close()
             self._tensorboard_writer = None
+
+
+class _Autocast(nn.Module):
+    """Runs the wrapped model's forward under float16 autocast (``use_amp()``)."""
+
+    def __init__(self, module: nn.Module, device_type: str) -> None:
+        super().__init__()
+        self.module = module
+        self._device_type = device_type
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(self._device_type, dtype=torch.float16):
+            return self.module(*args, **kwargs)
