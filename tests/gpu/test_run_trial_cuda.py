@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -14,7 +13,14 @@ import torch
 from shim.config import load_experiment_config
 from shim.progress import NullReporter
 from shim.runner import RunOptions, run_trial
-from tests.run.helpers import TOY, assert_same_weights, checkpoint_content, final_weights
+from tests.run.helpers import (
+    TOY,
+    assert_same_weights,
+    checkpoint_content,
+    final_weights,
+    quiet_trainer,
+    trial_module,
+)
 from tests.run.helpers import run_trial as run_trial_process
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(600)]
@@ -33,32 +39,15 @@ def toy_with_precision(tmp_path: pathlib.Path, precision: object) -> pathlib.Pat
 
 
 def lightning_fit(folder: pathlib.Path, precision: str) -> dict[str, torch.Tensor]:
-    sys.path.insert(0, str(folder))
-    try:
-        from shim.imports import determined_namespace
-
-        with determined_namespace():
-            import model_def
+    with trial_module(folder) as model_def:
         pl.seed_everything(11, verbose=False)
         module = model_def.ToyModule(lr=0.1, hidden=16)
         train = torch.utils.data.DataLoader(model_def.make_dataset(96, seed=0), batch_size=8)
-        trainer = pl.Trainer(
-            max_epochs=3,
-            accelerator="gpu",
-            devices=1,
-            precision=precision,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
+        trainer = quiet_trainer(
+            max_epochs=3, accelerator="gpu", precision=precision, limit_val_batches=0
         )
         trainer.fit(module, train_dataloaders=train)
         return {k: v.cpu() for k, v in module.state_dict().items()}
-    finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("model_def", None)
 
 
 @pytest.mark.parametrize(("ours", "lightning"), [(16, "16-mixed"), ("bf16", "bf16-mixed")])

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import os
 import pathlib
 import subprocess
 import sys
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 
 TRIALS = pathlib.Path(__file__).resolve().parent / "trials"
@@ -59,3 +64,26 @@ def checkpoint_folders(storage: pathlib.Path) -> list[str]:
     if not storage.exists():
         return []
     return sorted(p.name for p in storage.iterdir() if (p / "metadata.json").is_file())
+
+
+@contextlib.contextmanager
+def trial_module(folder: pathlib.Path) -> Iterator[types.ModuleType]:
+    """Import a trial folder's ``model_def`` as run-trial would, and forget it afterwards."""
+    from shim.imports import determined_namespace, trial_folder
+
+    with determined_namespace(), trial_folder(folder):
+        yield importlib.import_module("model_def")
+
+
+def quiet_trainer(**kwargs: Any) -> pl.Trainer:
+    """A Lightning Trainer on the CPU that writes nothing: the oracle."""
+    settings: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    return pl.Trainer(**{**settings, **kwargs})

@@ -15,7 +15,7 @@ import torch
 from shim.config import load_experiment_config
 from shim.progress import NullReporter
 from shim.runner import RunOptions, run_trial
-from tests.run.helpers import TOY, assert_same_weights, final_weights
+from tests.run.helpers import TOY, assert_same_weights, final_weights, quiet_trainer, trial_module
 
 PLATEAU = """
     def configure_optimizers(self):
@@ -56,31 +56,14 @@ def ours(folder: pathlib.Path, storage: pathlib.Path) -> dict[str, Any]:
 
 
 def lightnings(folder: pathlib.Path) -> tuple[Any, Any]:
-    sys.path.insert(0, str(folder))
-    try:
-        from shim.imports import determined_namespace
-
-        with determined_namespace():
-            import model_def
+    with trial_module(folder) as model_def:
         pl.seed_everything(11, verbose=False)
         module = model_def.ToyModule(lr=0.1, hidden=16)
         train = torch.utils.data.DataLoader(model_def.make_dataset(96, seed=0), batch_size=8)
         val = torch.utils.data.DataLoader(model_def.make_dataset(32, seed=1), batch_size=16)
-        trainer = pl.Trainer(
-            max_epochs=3,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-        )
+        trainer = quiet_trainer(max_epochs=3)
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         return module, trainer
-    finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("model_def", None)
 
 
 def test_reduce_lr_on_plateau_follows_the_monitored_validation_metric(

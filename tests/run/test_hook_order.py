@@ -6,13 +6,12 @@ import pathlib
 import sys
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from shim.config import load_experiment_config
 from shim.progress import NullReporter
 from shim.runner import RunOptions, run_trial
-from tests.run.helpers import TRIALS
+from tests.run.helpers import TRIALS, quiet_trainer
 
 RECORDER = TRIALS / "recorder"
 
@@ -30,16 +29,7 @@ def recorder_lm(monkeypatch: pytest.MonkeyPatch):
 def lightning_calls(recorder_lm) -> list[tuple]:
     module = recorder_lm.Recorder()
     recorder_lm.CALLS.clear()
-    trainer = pl.Trainer(
-        max_epochs=2,
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(max_epochs=2)
     train = torch.utils.data.DataLoader(recorder_lm.dataset(12, 0), batch_size=4)
     val = torch.utils.data.DataLoader(recorder_lm.dataset(8, 1), batch_size=4)
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)

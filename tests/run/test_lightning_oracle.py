@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pathlib
 import subprocess
-import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -21,7 +20,9 @@ from tests.run.helpers import (
     assert_same_weights,
     checkpoint_content,
     final_weights,
+    quiet_trainer,
     run_trial,
+    trial_module,
 )
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "fixtures"
@@ -39,30 +40,12 @@ def test_a_step_interval_scheduler_matches_lightning_2s_trainer(tmp_path: pathli
     """The toy trial: SGD with momentum and a StepLR dict with interval 'step', 3 epochs."""
     ours = run_trial(tmp_path, "--hparam", "shuffle=false", config=TOY)
     assert ours.returncode == 0, ours.stderr
-    sys.path.insert(0, str(TOY.parent))
-    try:
-        from shim.imports import determined_namespace
-
-        with determined_namespace():
-            import model_def
+    with trial_module(TOY.parent) as model_def:
         pl.seed_everything(11, verbose=False)
         module = model_def.ToyModule(lr=0.1, hidden=16)
         train = torch.utils.data.DataLoader(model_def.make_dataset(96, seed=0), batch_size=8)
-        trainer = pl.Trainer(
-            max_epochs=3,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-        )
+        trainer = quiet_trainer(max_epochs=3, limit_val_batches=0)
         trainer.fit(module, train_dataloaders=train)
-    finally:
-        sys.path.remove(str(TOY.parent))
-        sys.modules.pop("model_def", None)
     assert_same_weights(final_weights(ours.summary), module.state_dict())
     content = checkpoint_content(ours.summary)
     assert content["lr_schedulers_state_dict"][0]["last_epoch"] == 36
