@@ -26,7 +26,7 @@ def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run-trial",
         description="Run a legacy Determined LightningAdapter trial locally (resumes by default).",
-        epilog="Also: run-trial export-lightning CHECKPOINT_DIR OUT.ckpt --config CONFIG",
+        epilog="Also: run-trial export-lightning CHECKPOINT_DIR OUT.ckpt",
     )
     parser.add_argument("config", type=pathlib.Path, help="experiment config (const.yaml)")
     parser.add_argument(

@@ -41,7 +41,6 @@ def export_lightning(checkpoint_dir: pathlib.Path, out: pathlib.Path) -> dict[st
         "state_dict": models[0],
         "optimizer_states": list(content.get("optimizers_state_dict", [])),
         "lr_schedulers": list(content.get("lr_schedulers_state_dict", [])),
-        "loops": {},
         "callbacks": {},
         "hparams_name": "kwargs",
         "hyper_parameters": dict(adapter.get("hyper_parameters", {})),

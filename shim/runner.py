@@ -83,9 +83,8 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     storage_spec: Any = options.checkpoint_storage or config.checkpoint_storage or DEFAULT_STORAGE
     run_dir = storage_base_path(storage_spec) / "runs" / _run_key(config)
     record_path = run_dir / "trial.json"
-    if options.fresh and run_dir.exists():
-        run_dir.rename(run_dir.with_name(f"{run_dir.name}.{time.strftime('%Y%m%d-%H%M%S')}"))
-    record = RunRecord.load(record_path)
+    chief = int(os.environ.get("RANK", "0")) == 0
+    record = RunRecord() if options.fresh else RunRecord.load(record_path)
     seed = _seed(options, config, record)
     record.seed = seed
     plan = _plan(config, options)
@@ -94,6 +93,10 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     started = time.monotonic()
     with determined_namespace(), trial_folder(options.context_dir):
         trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
+        if options.fresh and chief and run_dir.exists():
+            # Only now that the trial loads: the previous run's folder is kept, renamed.
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir.rename(run_dir.with_name(f"{run_dir.name}.{stamp}.{os.getpid()}"))
         while True:
             try:
                 result = _run_once(
@@ -108,21 +111,21 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
                     reporter,
                 )
                 break
-            except ShimError:
-                raise
             except Exception as exc:
-                if record.restarts >= config.max_restarts:
+                if isinstance(exc, ShimError) or record.restarts >= config.max_restarts:
                     record.status = "failed"
-                    record.save(record_path)
+                    if chief and record_path.parent.exists():
+                        record.save(record_path)
                     raise
                 record.restarts += 1
-                record.save(record_path)
+                if chief:
+                    record.save(record_path)
                 reporter.on_message(
                     f"trial crashed ({type(exc).__name__}: {exc}); restart {record.restarts} of "
                     f"{config.max_restarts} from checkpoint {record.latest_checkpoint}"
                 )
     record.status = result.status
-    if int(os.environ.get("RANK", "0")) == 0:
+    if chief:
         record.save(record_path)
     return _summary(config, result, record, run_dir, storage_spec, time.monotonic() - started)
 
@@ -219,6 +222,14 @@ def _plan(config: ExperimentConfig, options: RunOptions) -> RunPlan:
 
 
 def _seed(options: RunOptions, config: ExperimentConfig, record: RunRecord) -> int:
+    if record.latest_checkpoint and record.seed is not None:
+        # A resumed run keeps its seed: the shuffle order depends on it.
+        if options.seed is not None and options.seed != record.seed:
+            raise ShimError(
+                f"--seed {options.seed} differs from the seed {record.seed} this trial was "
+                "started with; resuming keeps it (use --fresh to start over with a new one)"
+            )
+        return int(record.seed)
     for candidate in (options.seed, config.experiment_seed, record.seed):
         if candidate is not None:
             return int(candidate)

@@ -13,6 +13,7 @@ import types
 import warnings
 from typing import Any
 
+import numpy as np
 import torch
 
 from shim.errors import ShimError
@@ -21,7 +22,7 @@ from shim.lightning.compat import check_module, where
 from shim.lightning.log import LogCollector
 from shim.lightning.module_hooks import ModuleHooks
 from shim.lightning.optimizers import parse_configure_optimizers, scheduler_should_step
-from shim.lightning.precision import Precision
+from shim.lightning.precision import Precision, lightning_major
 from shim.lightning.train_step import run_training_batch
 from shim.lightning.trainer_stub import TrainerStub
 from shim.pytorch.callback import PyTorchCallback
@@ -52,20 +53,25 @@ class LightningAdapter(PyTorchTrial):
         self._precision = Precision.parse(precision, amp_backend, context.device)
         check_module(lm)
         self._hooks = ModuleHooks(lm)
-        self._log = LogCollector(is_global_zero=context.distributed.rank == 0)
-        self._trainer = TrainerStub(self, self._precision.lightning_name(lm))
+        self._log = LogCollector()
+        self._lightning_major = lightning_major(lm)
+        self._trainer = TrainerStub(self, self._precision.lightning_name(self._lightning_major))
         self._epoch_outputs: list[Any] = []
-        self._pending_epoch_metrics: dict[str, float] = {}
         self._validation_outputs: list[Any] = []
-        context.wrap_model(lm)
         self._bind_module(lm)
         if self._hooks.prepare_data is not None:
             self._hooks.prepare_data()
         if self._hooks.setup is not None:
-            self._hooks.setup("fit")
-        self._configure_optimizers()
+            self._hooks.setup("fit")  # before the move to the device, as Lightning does
+        context.wrap_model(lm)
         if self._precision.scaler is not None:
             context.wrap_scaler(self._precision.scaler)
+
+    def _shim_on_plan(self, batches_per_epoch: int, total_batches: int) -> None:
+        """Lightning configures optimizers once the data is known (``estimated_stepping_batches``
+        may be read there), then calls ``on_fit_start``."""
+        self._trainer.set_plan(batches_per_epoch, total_batches)
+        self._configure_optimizers()
         if self._hooks.on_fit_start is not None:
             self._hooks.on_fit_start()
 
@@ -136,10 +142,8 @@ class LightningAdapter(PyTorchTrial):
         return {"_lightning_module": LightningCallback(self)}
 
     def _shim_validation_metrics(self) -> dict[str, float]:
-        """Epoch values logged in validation (and the last training epoch's)."""
-        metrics = {**self._pending_epoch_metrics, **self._log.finish_epoch("val")}
-        self._pending_epoch_metrics = {}
-        return metrics
+        """Epoch values logged in validation (batch-size weighted means, as Lightning)."""
+        return self._log.finish_epoch("val")
 
     def _shim_on_run_end(self, status: str) -> None:
         hooks = self._hooks
@@ -224,16 +228,35 @@ class LightningAdapter(PyTorchTrial):
         return {
             "hyper_parameters": _plain_hparams(self.lightning_module),
             "global_step": self._trainer.global_step,
-            "epoch_outputs": self._epoch_outputs,
+            "epoch_outputs": _numpy_as_tensors(self._epoch_outputs),
             "log": self._log.state_dict(),
-            "pending_epoch_metrics": self._pending_epoch_metrics,
         }
 
     def _load_adapter_state(self, state: dict[str, Any]) -> None:
         self._trainer.global_step = int(state.get("global_step", 0))
-        self._epoch_outputs = list(state.get("epoch_outputs", []))
+        self._epoch_outputs = list(_tensors_as_numpy(state.get("epoch_outputs", [])))
         self._log.load_state_dict(state.get("log", {}))
-        self._pending_epoch_metrics = dict(state.get("pending_epoch_metrics", {}))
+
+
+def _numpy_as_tensors(value: Any) -> Any:
+    """1.x training_step outputs often hold numpy arrays; checkpoints hold tensors only."""
+    if isinstance(value, np.ndarray | np.generic):
+        return {"__numpy__": torch.from_numpy(np.asarray(value).copy())}
+    if isinstance(value, dict):
+        return {k: _numpy_as_tensors(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_numpy_as_tensors(v) for v in value)
+    return value
+
+
+def _tensors_as_numpy(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__numpy__"}:
+            return value["__numpy__"].cpu().numpy()
+        return {k: _tensors_as_numpy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_tensors_as_numpy(v) for v in value)
+    return value
 
 
 def _plain_hparams(module: Any) -> dict[str, Any]:

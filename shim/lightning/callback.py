@@ -13,6 +13,9 @@ __all__ = ["LightningCallback"]
 
 
 class LightningCallback(PyTorchCallback):
+    # validation_epoch_end gets the module's own outputs, not Determined's numpy copies.
+    ignores_validation_outputs = True
+
     def __init__(self, adapter: LightningAdapter) -> None:
         self._adapter = adapter
 
@@ -36,7 +39,12 @@ class LightningCallback(PyTorchCallback):
         if hooks.on_train_epoch_end is not None:
             with adapter._in_hook("on_train_epoch_end"):
                 hooks.on_train_epoch_end()
-        adapter._pending_epoch_metrics.update(adapter._log.finish_epoch("train"))
+        values = adapter._log.finish_epoch("train")
+        core = adapter._context._core
+        if values and core.distributed.rank == 0:
+            # Training epoch values (on_epoch=True), at the epoch's end as Lightning logs them.
+            steps = adapter._context.position.batch_idx + 1
+            core.train.report_training_metrics(steps, values)
         adapter._step_plateau_schedulers(epoch_idx)
 
     def on_validation_start(self) -> None:

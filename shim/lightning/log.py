@@ -81,7 +81,7 @@ class _Accumulator:
 class LogCollector:
     """Collects what the module logs; the adapter tells it which hook is running."""
 
-    def __init__(self, is_global_zero: bool = True) -> None:
+    def __init__(self) -> None:
         self.current_hook = ""
         self.batch: Any = None
         self.step_metrics: dict[str, Any] = {}
@@ -90,7 +90,6 @@ class LogCollector:
         self.progress_bar_metrics: dict[str, Any] = {}
         self._epoch: dict[str, dict[str, _Accumulator]] = {"train": {}, "val": {}}
         self._stepped_too: set[str] = set()
-        self._is_global_zero = is_global_zero
 
     # -- bound onto the module -------------------------------------------------------------------
 

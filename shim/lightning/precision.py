@@ -4,6 +4,7 @@ methods only, a GradScaler for float16 (none for bfloat16)."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,14 @@ class Precision:
                 f"precision={precision!r} is not supported; use 32, 16 (or '16-mixed') or "
                 "'bf16' (or 'bf16-mixed')"
             )
+        if kind == "16" and device.type == "cpu":
+            # As Lightning 2.x does: float16 autocast is for GPUs; on the CPU use bfloat16.
+            warnings.warn(
+                "precision=16 on the CPU runs as bf16 (as Lightning does)",
+                UserWarning,
+                stacklevel=3,
+            )
+            kind = "bf16"
         scaler = torch.amp.GradScaler(device.type) if kind == "16" else None
         return cls(kind, device, scaler)
 
@@ -57,10 +66,9 @@ class Precision:
         dtype = torch.float16 if self.kind == "16" else torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
 
-    def lightning_name(self, module: Any) -> str | int:
-        """What ``trainer.precision`` reads in the installed Lightning (1.x ints, 2.x names)."""
-        version = getattr(type(module), "__module__", "")
-        legacy = _lightning_major(version) == 1
+    def lightning_name(self, lightning_major: int) -> str | int:
+        """What ``trainer.precision`` reads in that Lightning (1.x ints, 2.x names)."""
+        legacy = lightning_major == 1
         if self.kind == "32":
             return 32 if legacy else "32-true"
         if self.kind == "16":
@@ -68,10 +76,12 @@ class Precision:
         return "bf16" if legacy else "bf16-mixed"
 
 
-def _lightning_major(_: str) -> int:
-    try:
-        import pytorch_lightning
+def lightning_major(module: Any) -> int:
+    """The major version of the Lightning package the module's class comes from."""
+    import importlib
 
-        return int(pytorch_lightning.__version__.split(".")[0])
-    except ImportError:  # lightning.pytorch only
-        return 2
+    for klass in type(module).__mro__:
+        package = klass.__module__.split(".")[0]
+        if package in ("pytorch_lightning", "lightning"):
+            return int(str(importlib.import_module(package).__version__).split(".")[0])
+    return 2

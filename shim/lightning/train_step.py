@@ -33,8 +33,12 @@ def run_training_batch(
     adapter._begin_batch(batch, epoch_idx)
     if hooks.on_train_batch_start is not None:
         with adapter._in_hook("on_train_batch_start"):
-            if hooks.on_train_batch_start(batch, batch_idx) == -1:
-                raise EndEpoch
+            ends_epoch = hooks.on_train_batch_start(batch, batch_idx) == -1
+        if ends_epoch:
+            if adapter._lightning_major >= 2:  # 2.x steps the schedulers first; 1.x does not
+                _step_interval_schedulers(adapter, batch_idx, epoch_idx, None)
+                adapter._step_epoch_schedulers(epoch_idx)
+            raise EndEpoch
     several = len(adapter._optimizers) > 1
     outputs: list[dict[str, Any] | None] = []
     logged: list[dict[str, float]] = []  # per optimizer, so equal names can be told apart
@@ -42,17 +46,14 @@ def run_training_batch(
     for opt_idx in active:
         outputs.append(_optimize(adapter, batch, batch_idx, epoch_idx, opt_idx, several))
         logged.append(adapter._log.take_step_metrics())
-        for cfg in adapter._plan.schedulers:
-            due = scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx)
-            if due and cfg.opt_idx == opt_idx and not cfg.reduce_on_plateau:
-                cfg.scheduler.step()
+        _step_interval_schedulers(adapter, batch_idx, epoch_idx, opt_idx)
+    if (batch_idx + 1) == epoch_len:  # epoch schedulers step before on_train_batch_end
+        adapter._step_epoch_schedulers(epoch_idx)
     batch_output: Any = outputs if several else outputs[0] if outputs else None
     if hooks.on_train_batch_end is not None:
         end_out = batch_output if batch_output is not None else {}
         with adapter._in_hook("on_train_batch_end"):
             hooks.on_train_batch_end(end_out, batch, batch_idx)
-    if (batch_idx + 1) == epoch_len:
-        adapter._step_epoch_schedulers(epoch_idx)
     adapter._collect_epoch_output(batch_output)
     return adapter._batch_metrics(outputs, logged)
 
@@ -94,29 +95,42 @@ def _optimize(
             with adapter._in_hook("on_before_backward"):
                 hooks.on_before_backward(scaled)
         scaled.backward()
+        # Averaged where DDP would: on_after_backward already sees the global gradients.
+        _average_gradients(optimizer, adapter._context.distributed.size)
         if hooks.on_after_backward is not None:
             with adapter._in_hook("on_after_backward"):
                 hooks.on_after_backward()
-        _average_gradients(optimizer, adapter._context.distributed.size)
         if scaler is not None:
             scaler.unscale_(optimizer)
-        if hooks.on_before_optimizer_step is not None:
-            with adapter._in_hook("on_before_optimizer_step"):
-                hooks.on_before_optimizer_step(optimizer, *_idx(hooks.before_step_idx, opt_idx))
-        if hooks.configure_gradient_clipping is not None:
-            with adapter._in_hook("configure_gradient_clipping"):
-                hooks.configure_gradient_clipping(
-                    optimizer, *_idx(hooks.clip_idx, opt_idx), None, None
-                )
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        adapter._trainer.global_step += 1
+    # A None loss skips only the backward: Lightning still runs the step's hooks and
+    # optimizer.step() (parameters without gradients stay as they are), except under float16,
+    # where the scaler's step is skipped.
+    if hooks.on_before_optimizer_step is not None:
+        with adapter._in_hook("on_before_optimizer_step"):
+            hooks.on_before_optimizer_step(optimizer, *_idx(hooks.before_step_idx, opt_idx))
+    if hooks.configure_gradient_clipping is not None:
+        with adapter._in_hook("configure_gradient_clipping"):
+            hooks.configure_gradient_clipping(optimizer, *_idx(hooks.clip_idx, opt_idx), None, None)
+    if scaler is None:
+        optimizer.step()
+    elif loss is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    adapter._trainer.global_step += 1
     if several:
         lm.untoggle_optimizer(*((opt_idx,) if hooks.toggle_takes_idx else (optimizer,)))
     return _detached_output(output, loss) if adapter._keeps_outputs else output
+
+
+def _step_interval_schedulers(
+    adapter: LightningAdapter, batch_idx: int, epoch_idx: int, opt_idx: int | None
+) -> None:
+    """Step schedulers (of optimizer ``opt_idx``, or all) whose step interval is due."""
+    for cfg in adapter._plan.schedulers:
+        if cfg.reduce_on_plateau or (opt_idx is not None and cfg.opt_idx != opt_idx):
+            continue
+        if scheduler_should_step(cfg, interval="step", batch_idx=batch_idx, epoch=epoch_idx):
+            cfg.scheduler.step()
 
 
 def _loss_of(output: Any, adapter: LightningAdapter) -> torch.Tensor | None:

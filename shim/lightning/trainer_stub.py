@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shim.errors import ShimError
+
 __all__ = ["TrainerStub"]
 
 
@@ -41,14 +43,38 @@ class TrainerStub:
         self.default_root_dir = str(context.get_tensorboard_path())
         self.log_dir = self.default_root_dir
         self.max_steps = -1
-        self.max_epochs: int | None = None
-        self.num_training_batches = 0
-        self.estimated_stepping_batches = 0
+        self._plan: tuple[int, int] | None = None
         self.num_val_batches: list[int] = []
         self.accumulate_grad_batches = 1
         self.gradient_clip_val = None
         self.gradient_clip_algorithm = None
         self.lr_scheduler_configs: list[Any] = []
+
+    def set_plan(self, batches_per_epoch: int, total_batches: int) -> None:
+        self._plan = (batches_per_epoch, total_batches)
+        self.max_steps = total_batches
+
+    @property
+    def num_training_batches(self) -> int:
+        return self._planned()[0]
+
+    @property
+    def max_epochs(self) -> int:
+        per_epoch, total = self._planned()
+        return -(-total // per_epoch)
+
+    @property
+    def estimated_stepping_batches(self) -> int:
+        return self._planned()[1]
+
+    def _planned(self) -> tuple[int, int]:
+        if self._plan is None:
+            raise ShimError(
+                "the trainer's length (num_training_batches, max_epochs, "
+                "estimated_stepping_batches) is known once the data loaders are built; read it "
+                "in configure_optimizers or later, not in __init__ or setup"
+            )
+        return self._plan
 
     @property
     def optimizers(self) -> list[Any]:

@@ -86,15 +86,15 @@ class TrialController:
         seed_everything(seed)
         self.context = PyTorchTrialContext(
             core_context,
-            seed,
-            hparams,
-            plan.slots_per_trial,
-            num_gpus,
-            exp_conf,
-            1,
-            start_batch,
-            True,
-            False,
+            trial_seed=seed,
+            hparams=hparams,
+            slots_per_trial=plan.slots_per_trial,
+            num_gpus=num_gpus,
+            exp_conf=exp_conf,
+            aggregation_frequency=1,
+            steps_completed=start_batch,
+            managed_training=True,
+            debug_enabled=False,
         )
         self.trial = trial_cls(self.context)
         self.callbacks = dict(self.trial.build_callbacks())
@@ -139,6 +139,9 @@ class TrialController:
         self._validator = Validator(
             self._core, self.context, self.trial, self.callbacks, self._plan, self._val_loader
         )
+        # What a trial could only set up once the data is known (LightningAdapter: optimizers,
+        # which may read trainer.estimated_stepping_batches, then on_fit_start).
+        self.trial._shim_on_plan(self.epoch_len, self.total)
         if self._latest is not None:
             self.state = self._io.restore(self._latest, self.state)
         self._last_checkpointed: int | None = self.state.batches_trained if self._latest else None
@@ -153,13 +156,13 @@ class TrialController:
             batches_per_epoch=self.epoch_len,
             start_batch=self.state.batches_trained,
         )
+        status = "failed"
         try:
             for callback in self.callbacks.values():
                 callback.on_training_start()
             initial = self._plan.perform_initial_validation and self.state.batches_trained == 0
             if initial and self._validate():
                 self._checkpoint()
-            status = "failed"
             status = self._train(iterator)
         finally:
             self.trial._shim_on_run_end(status)
@@ -180,6 +183,7 @@ class TrialController:
         should_preempt = self._core.preempt.should_preempt
         on_batch = self._reporter.on_batch if self._reporter is not None else None
         epoch_len, unit, state = self.epoch_len, self._plan.scheduling_unit, self.state
+        dist_size = self._core.distributed.size
         while state.batches_trained < self.total:
             idx = state.batches_trained
             epoch = idx // epoch_len
@@ -212,8 +216,11 @@ class TrialController:
             # After the epoch's end hooks, so the checkpoint holds what they did.
             if wants_checkpoint or self._checkpoint_every.due(done, epoch_len):
                 self._checkpoint()
-            if should_preempt() or self.context._stop_requested:
-                preempted = not self.context._stop_requested
+            stop = self.context._stop_requested
+            if dist_size > 1:  # one rank's request stops every rank, or the others would hang
+                stop = any(self._core.distributed.allgather(stop))
+            if should_preempt() or stop:
+                preempted = not stop
                 self._report_training()
                 self._checkpoint()
                 if preempted:
@@ -336,9 +343,8 @@ def _checked_loader(loader: Any, method: str) -> Any:
 def _adopt(loader: Any) -> Any:
     """Determined's own DataLoader, rebuilt as ours when it shuffles with the global RNG, so a
     resumed run sees exactly the batches an uninterrupted one would."""
-    custom = loader.sampler is not None and type(loader.sampler).__name__ != "RandomSampler"
-    shuffles = type(getattr(loader, "sampler", None)).__name__ == "RandomSampler"
-    if not shuffles or custom or getattr(loader, "generator", None) is not None:
+    random = type(getattr(loader, "sampler", None)).__name__ == "RandomSampler"
+    if not random or getattr(loader, "generator", None) is not None:
         return loader
     return DataLoader(
         loader.dataset,

@@ -22,6 +22,7 @@ __all__ = [
     "STATE_FILE",
     "TrialState",
     "capture_rng",
+    "check_loadable",
     "load_state_file",
     "restore_rng",
     "seed_everything",
@@ -113,3 +114,40 @@ def load_state_file(folder: pathlib.Path, device: torch.device) -> dict[str, Any
     if not isinstance(loaded, dict):
         raise ShimError(f"{path} does not hold a checkpoint dict")
     return loaded
+
+
+_LEAVES = (
+    torch.Tensor,
+    int,
+    float,
+    bool,
+    str,
+    bytes,
+    complex,
+    type(None),
+    torch.dtype,
+    torch.device,
+)
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def check_loadable(value: Any, where: str = "checkpoint") -> None:
+    """Raise unless ``value`` loads with ``torch.load(weights_only=True)``: finding out at save
+    time beats a checkpoint that cannot be resumed from."""
+    if isinstance(value, _LEAVES):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, (str, int)):
+                raise ShimError(f"{where} has a key of type {type(key).__name__}: {key!r}")
+            check_loadable(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, _CONTAINERS) and type(value) in _CONTAINERS:
+        for index, item in enumerate(value):
+            check_loadable(item, f"{where}[{index}]")
+        return
+    raise ShimError(
+        f"{where} holds a {type(value).__module__}.{type(value).__qualname__}, which a checkpoint "
+        "cannot hold safely (only tensors, numbers, strings and lists/dicts of them); convert it "
+        "(e.g. to a tensor) where it is made"
+    )

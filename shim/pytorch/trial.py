@@ -48,6 +48,9 @@ class PyTorchTrial(abc.ABC):
     def evaluation_reducer(self) -> Reducer | dict[str, Reducer]:
         return Reducer.AVG
 
+    def _shim_on_plan(self, batches_per_epoch: int, total_batches: int) -> None:  # noqa: B027
+        """Called once the loaders are built, before any checkpoint is restored."""
+
     def _shim_on_run_end(self, status: str) -> None:  # noqa: B027 - optional hook
         """Called once when the run ends (``completed``, ``preempted`` or ``failed``)."""
 

@@ -10,7 +10,14 @@ import torch
 import shim
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.retention import checkpoints_to_delete
-from shim.pytorch.state import STATE_FILE, TrialState, capture_rng, load_state_file, restore_rng
+from shim.pytorch.state import (
+    STATE_FILE,
+    TrialState,
+    capture_rng,
+    check_loadable,
+    load_state_file,
+    restore_rng,
+)
 
 __all__ = ["CheckpointIO"]
 
@@ -41,6 +48,7 @@ class CheckpointIO:
             content["scaler_state_dict"] = ctx._scaler.state_dict()
         for callback in self._callbacks.values():
             callback.on_checkpoint_save_start(content)
+        check_loadable(content)
         metadata = {
             "steps_completed": state.batches_trained,
             "epochs_completed": state.epochs_trained,

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from shim.errors import ShimError
+from shim.pytorch.callback import PyTorchCallback
 from shim.pytorch.data import to_device
-from shim.pytorch.reducer import combine_ranks, reduce_validation_metrics
+from shim.pytorch.reducer import Reducer, combine_ranks, reduce_validation_metrics
 
 __all__ = ["Validator"]
 
@@ -42,27 +43,43 @@ class Validator:
                 callback.on_validation_start()
                 callback.on_validation_epoch_start()
             outputs = self._batches(loader)
+            as_numpy = [_as_numpy(o) for o in outputs] if self._wants_outputs() else []
             for callback in self._callbacks.values():
-                callback.on_validation_epoch_end([_as_numpy(o) for o in outputs])
+                callback.on_validation_epoch_end(as_numpy)
+            metrics = self._metrics(outputs)
+            self._check_searcher_metric(metrics)
+            for callback in self._callbacks.values():
+                callback.on_validation_end(metrics)  # still in eval mode, as Lightning
         finally:
             for module, training in modes:
                 module.training = training
-        reducer = self._trial.evaluation_reducer()
-        local = reduce_validation_metrics(outputs, reducer) if outputs else {}
-        if dist.size > 1:
-            metrics = combine_ranks(dist.allgather((local, len(outputs))), reducer)
-        else:
-            metrics = local
-        extra = getattr(self._trial, "_shim_validation_metrics", None)
-        if extra is not None:
-            metrics = {**metrics, **extra()}
-        self._check_searcher_metric(metrics)
-        for callback in self._callbacks.values():
-            callback.on_validation_end(metrics)
-        report = {**metrics, "batches": batches, "epochs": epochs}
         if dist.rank == 0:
+            report = {**metrics, "batches": batches, "epochs": epochs}
             self._core.train.report_validation_metrics(batches, report)
         return metrics
+
+    def _metrics(self, outputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Reduced over batches and ranks; every rank gets the same values (so every rank
+        makes the same checkpoint decision)."""
+        dist = self._core.distributed
+        reducer = self._trial.evaluation_reducer()
+        local = reduce_validation_metrics(outputs, reducer) if outputs else {}
+        extra_fn = getattr(self._trial, "_shim_validation_metrics", None)
+        extra = extra_fn() if extra_fn is not None else {}
+        if dist.size < 2:
+            return {**local, **extra}
+        gathered = dist.allgather((local, extra, len(outputs)))
+        metrics = combine_ranks([(m, n) for m, _, n in gathered], reducer)
+        logged = combine_ranks([(e, n) for _, e, n in gathered], Reducer.AVG)
+        return {**metrics, **logged}
+
+    def _wants_outputs(self) -> bool:
+        """Whether a callback reads the per-batch outputs (converting them costs a sync each)."""
+        return any(
+            type(cb).on_validation_epoch_end is not PyTorchCallback.on_validation_epoch_end
+            and not getattr(cb, "ignores_validation_outputs", False)
+            for cb in self._callbacks.values()
+        )
 
     def _batches(self, loader: Any) -> list[dict[str, Any]]:
         outputs: list[dict[str, Any]] = []

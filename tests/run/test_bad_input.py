@@ -132,3 +132,21 @@ def test_bad_command_line_values_are_refused(trial, capsys) -> None:
     assert run(trial, capsys, "--max-length", "0")[0] == 2
     code, err = run(trial, capsys, "--hparam", "lr")
     assert code == 2 and "use NAME=VALUE" in err
+
+
+def test_a_missing_searcher_metric_at_the_initial_validation_is_bad_input(trial, capsys) -> None:
+    edit(trial / "const.yaml", "metric: val_loss", "metric: val_accuracy")
+    (trial / "const.yaml").write_text(
+        (trial / "const.yaml").read_text() + "perform_initial_validation: true\n"
+    )
+    code, err = run(trial, capsys)
+    assert code == 2 and "searcher.metric 'val_accuracy' was not reported" in err
+
+
+def test_resuming_with_another_seed_is_refused(trial, capsys) -> None:
+    storage = trial.parent / "storage"
+    args = [str(trial / "const.yaml"), "--plain", "--checkpoint-storage", str(storage)]
+    assert main([*args, "--max-length", "7"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--seed", "5"]) == 2
+    assert "--seed 5 differs from the seed 11" in capsys.readouterr().err
