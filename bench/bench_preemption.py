@@ -1,6 +1,10 @@
 """Preemption latency: from SIGTERM to the exit of a real ``run-trial`` process with a complete
 checkpoint, against one training step plus one checkpoint write measured in the same run.
 
+The latency is end to end, as a scheduler sees it: it includes the operating system tearing down
+the exited process (tens of milliseconds for a process holding torch), which weighs most when a
+step is short.
+
     python bench/bench_preemption.py [--rounds 3]
 """
 
@@ -20,10 +24,11 @@ HERE = pathlib.Path(__file__).resolve().parent
 CONFIG = HERE / "trials" / "wide" / "const.yaml"
 
 
-def one_round(storage: pathlib.Path, phase: float) -> dict[str, float]:
+def one_round(storage: pathlib.Path, phase: float, batch_size: int) -> dict[str, float]:
     """Send SIGTERM ``phase`` of a step after a batch boundary (so it lands inside a step)."""
     command = [sys.executable, "-m", "shim.cli", str(CONFIG), "--plain", "--json"]
     command += ["--checkpoint-storage", str(storage), "--fresh"]
+    command += ["--hparam", f"global_batch_size={batch_size}"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as proc:
@@ -70,13 +75,16 @@ def checkpoint_write_seconds(checkpoint: pathlib.Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="larger batches make a step take longer"
+    )
     args = parser.parse_args()
     rounds = []
     phases = [(i + 0.5) / args.rounds for i in range(args.rounds)]
     with tempfile.TemporaryDirectory() as tmp:
         for i, phase in enumerate(phases):
-            rounds.append(one_round(pathlib.Path(tmp) / str(i), phase))
+            rounds.append(one_round(pathlib.Path(tmp) / str(i), phase, args.batch_size))
     print(f"{args.rounds} rounds, SIGTERM at {', '.join(f'{p:.2f}' for p in phases)} of a step")
     print("  step ms   write ms   SIGTERM->exit ms   latency/(step+write)")
     worst = 0.0
