@@ -29,6 +29,7 @@ from shim.errors import ShimError
 from shim.imports import determined_namespace, load_entrypoint, trial_folder
 from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
+from shim.pytorch.trial_io import steps_completed
 
 __all__ = ["RunOptions", "RunRecord", "run_trial"]
 
@@ -161,9 +162,7 @@ def _run_once(
         # Locally the trial has as many slots as processes were launched (torchrun).
         plan = dataclasses.replace(plan, slots_per_trial=core.distributed.size)
         core.train.open_tensorboard()
-        start = 0
-        if record.latest_checkpoint:
-            start = int(core.checkpoint.get_metadata(record.latest_checkpoint)["steps_completed"])
+        start = steps_completed(core, record.latest_checkpoint) if record.latest_checkpoint else 0
         controller = TrialController(
             trial_cls,
             core,

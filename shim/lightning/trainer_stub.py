@@ -8,6 +8,7 @@ Lightning's ``current_epoch``, ``global_step``, ``global_rank``, ``print`` and
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from shim.errors import ShimError
@@ -40,8 +41,6 @@ class TrainerStub:
         self.logger = None
         self.loggers: list[Any] = []
         self.callbacks: list[Any] = []
-        self.default_root_dir = str(context.get_tensorboard_path())
-        self.log_dir = self.default_root_dir
         self.max_steps = -1
         self._plan: tuple[int, int] | None = None
         self.num_val_batches: list[int] = []
@@ -49,6 +48,17 @@ class TrainerStub:
         self.gradient_clip_val = None
         self.gradient_clip_algorithm = None
         self.lr_scheduler_configs: list[Any] = []
+
+    @property
+    def default_root_dir(self) -> str:
+        try:
+            return str(self._adapter._context.get_tensorboard_path())
+        except ShimError:
+            return os.getcwd()
+
+    @property
+    def log_dir(self) -> str:
+        return self.default_root_dir
 
     def set_plan(self, batches_per_epoch: int, total_batches: int) -> None:
         self._plan = (batches_per_epoch, total_batches)

@@ -260,7 +260,10 @@ class PyTorchTrialContext:
     # -- TensorBoard ------------------------------------------------------------------------------
 
     def get_tensorboard_path(self) -> pathlib.Path:
-        return pathlib.Path(self._core.train.get_tensorboard_path())
+        path = self._core.train.get_tensorboard_path()
+        if path is None:  # Determined's off-cluster context has none
+            raise ShimError("this Core API context has no TensorBoard folder")
+        return pathlib.Path(path)
 
     def get_tensorboard_writer(self) -> Any:
         if self._tensorboard_writer is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import pathlib
 from typing import Any
 
 import torch
@@ -19,7 +21,7 @@ from shim.pytorch.state import (
     restore_rng,
 )
 
-__all__ = ["CheckpointIO"]
+__all__ = ["CheckpointIO", "steps_completed"]
 
 logger = logging.getLogger("shim.pytorch")
 
@@ -106,6 +108,14 @@ class CheckpointIO:
         for storage_id in doomed:
             self._core.checkpoint.delete(storage_id)
         state.checkpoints = [r for r in state.checkpoints if r["uuid"] not in doomed]
+
+
+def steps_completed(core: Any, storage_id: str) -> int:
+    """A checkpoint's ``steps_completed``, read from its ``metadata.json`` (Determined's
+    off-cluster context has no ``get_metadata``)."""
+    with core.checkpoint.restore_path(storage_id) as path:
+        metadata = json.loads((pathlib.Path(path) / "metadata.json").read_text(encoding="utf-8"))
+    return int(metadata["steps_completed"])
 
 
 def _is_local(core: Any) -> bool:
