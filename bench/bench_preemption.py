@@ -21,7 +21,7 @@ import tempfile
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-CONFIG = HERE / "trials" / "wide" / "const.yaml"
+CONFIG = HERE / "trials" / "mlp" / "wide.yaml"
 
 
 def one_round(storage: pathlib.Path, phase: float, batch_size: int) -> dict[str, float]:

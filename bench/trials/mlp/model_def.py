@@ -1,4 +1,5 @@
-"""A small MLP LightningAdapter trial for the per-step overhead benchmark."""
+"""An MLP LightningAdapter trial for the benchmarks: small (``const.yaml``, per-step overhead)
+or wide (``wide.yaml``, about 17 MB of weights, preemption latency)."""
 
 import pytorch_lightning as pl
 import torch
@@ -16,9 +17,12 @@ def make_dataset(
 
 
 class MLP(pl.LightningModule):
-    def __init__(self, lr: float = 0.05) -> None:
+    def __init__(self, lr: float = 0.05, hidden: int = 128, depth: int = 1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+        layers: list[nn.Module] = [nn.Linear(64, hidden), nn.ReLU()]
+        for _ in range(depth - 1):
+            layers += [nn.Linear(hidden, hidden), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 10))
         self.lr = lr
 
     def training_step(self, batch, batch_idx):
@@ -38,7 +42,9 @@ class MLP(pl.LightningModule):
 class MLPTrial(LightningAdapter):
     def __init__(self, context: PyTorchTrialContext) -> None:
         self.context = context
-        super().__init__(context, lightning_module=MLP(context.get_hparam("lr")))
+        hparams = context.get_hparams()
+        module = MLP(hparams["lr"], hparams.get("hidden", 128), hparams.get("depth", 1))
+        super().__init__(context, lightning_module=module)
 
     def build_training_data_loader(self) -> DataLoader:
         return DataLoader(make_dataset(), batch_size=self.context.get_per_slot_batch_size())
