@@ -13,10 +13,19 @@ import types
 import warnings
 from typing import Any
 
-import numpy as np
-import torch
-
 from shim.errors import ShimError
+from shim.lightning.bindings import (
+    HookScope,
+    clip_gradients,
+    manual_backward_rejected,
+    numpy_as_tensors,
+    optimizers_of,
+    plain_hparams,
+    print_on_rank_zero,
+    scalar_metrics,
+    schedulers_of,
+    tensors_as_numpy,
+)
 from shim.lightning.callback import LightningCallback
 from shim.lightning.compat import check_module, where
 from shim.lightning.log import LogCollector
@@ -81,11 +90,11 @@ class LightningAdapter(PyTorchTrial):
         lm.trainer = self._trainer
         lm.log = self._log.log
         lm.log_dict = self._log.log_dict
-        lm.print = types.MethodType(_print_on_rank_zero, lm)
-        lm.optimizers = types.MethodType(_optimizers_of(self), lm)
-        lm.lr_schedulers = types.MethodType(_schedulers_of(self), lm)
-        lm.clip_gradients = types.MethodType(_clip_gradients, lm)
-        lm.manual_backward = types.MethodType(_manual_backward_rejected, lm)
+        lm.print = types.MethodType(print_on_rank_zero, lm)
+        lm.optimizers = types.MethodType(optimizers_of(self), lm)
+        lm.lr_schedulers = types.MethodType(schedulers_of(self), lm)
+        lm.clip_gradients = types.MethodType(clip_gradients, lm)
+        lm.manual_backward = types.MethodType(manual_backward_rejected, lm)
 
     def _configure_optimizers(self) -> None:
         lm = self.lightning_module
@@ -136,7 +145,7 @@ class LightningAdapter(PyTorchTrial):
                 hooks.on_validation_batch_end(output, batch, batch_idx, *hooks.val_batch_end_extra)
         if output is not None:
             self._validation_outputs.append(output)
-        return _scalar_metrics(output)
+        return scalar_metrics(output)
 
     def build_callbacks(self) -> dict[str, PyTorchCallback]:
         return {"_lightning_module": LightningCallback(self)}
@@ -160,9 +169,9 @@ class LightningAdapter(PyTorchTrial):
         self._trainer.current_epoch = epoch_idx
         self._log.batch = batch
 
-    def _in_hook(self, name: str) -> _HookScope:
+    def _in_hook(self, name: str) -> HookScope:
         """Tells ``self.log`` which hook is running (its on_step/on_epoch defaults depend on it)."""
-        return _HookScope(self._log, name)
+        return HookScope(self._log, name)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         return self._precision.autocast()
@@ -177,7 +186,7 @@ class LightningAdapter(PyTorchTrial):
         """The batch's training metrics: scalar outputs and step-logged values of each optimizer,
         ``opt{i}_``-prefixed where several optimizers give the same name (as Determined did)."""
         per_opt = [
-            {**_scalar_metrics(out), **values} for out, values in zip(outputs, logged, strict=True)
+            {**scalar_metrics(out), **values} for out, values in zip(outputs, logged, strict=True)
         ]
         rest = self._log.take_step_metrics()  # logged outside the optimizer loop
         if len(per_opt) == 1:
@@ -226,120 +235,13 @@ class LightningAdapter(PyTorchTrial):
 
     def _adapter_state(self) -> dict[str, Any]:
         return {
-            "hyper_parameters": _plain_hparams(self.lightning_module),
+            "hyper_parameters": plain_hparams(self.lightning_module),
             "global_step": self._trainer.global_step,
-            "epoch_outputs": _numpy_as_tensors(self._epoch_outputs),
+            "epoch_outputs": numpy_as_tensors(self._epoch_outputs),
             "log": self._log.state_dict(),
         }
 
     def _load_adapter_state(self, state: dict[str, Any]) -> None:
         self._trainer.global_step = int(state.get("global_step", 0))
-        self._epoch_outputs = list(_tensors_as_numpy(state.get("epoch_outputs", [])))
+        self._epoch_outputs = list(tensors_as_numpy(state.get("epoch_outputs", [])))
         self._log.load_state_dict(state.get("log", {}))
-
-
-def _numpy_as_tensors(value: Any) -> Any:
-    """1.x training_step outputs often hold numpy arrays; checkpoints hold tensors only."""
-    if isinstance(value, np.ndarray | np.generic):
-        return {"__numpy__": torch.from_numpy(np.asarray(value).copy())}
-    if isinstance(value, dict):
-        return {k: _numpy_as_tensors(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_numpy_as_tensors(v) for v in value)
-    return value
-
-
-def _tensors_as_numpy(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__numpy__"}:
-            return value["__numpy__"].cpu().numpy()
-        return {k: _tensors_as_numpy(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_tensors_as_numpy(v) for v in value)
-    return value
-
-
-def _plain_hparams(module: Any) -> dict[str, Any]:
-    """``save_hyperparameters()`` values that load with ``weights_only=True`` (for export)."""
-    hparams = getattr(module, "hparams", None) or {}
-    plain = (bool, int, float, str, type(None))
-    return {k: v for k, v in dict(hparams).items() if isinstance(v, plain)}
-
-
-class _HookScope:
-    __slots__ = ("_log", "_name", "_previous")
-
-    def __init__(self, log: LogCollector, name: str) -> None:
-        self._log, self._name = log, name
-
-    def __enter__(self) -> None:
-        self._previous, self._log.current_hook = self._log.current_hook, self._name
-
-    def __exit__(self, *_: object) -> None:
-        self._log.current_hook = self._previous
-
-
-def _scalar_metrics(output: Any) -> dict[str, Any]:
-    if output is None:
-        return {}
-    if isinstance(output, torch.Tensor):
-        return {"loss": output.detach()} if output.numel() == 1 else {}
-    if isinstance(output, dict):
-        return {
-            k: v.detach() if isinstance(v, torch.Tensor) else v
-            for k, v in output.items()
-            if (isinstance(v, torch.Tensor) and v.numel() == 1)
-            or (isinstance(v, (int, float)) and not isinstance(v, bool))
-        }
-    return {}
-
-
-def _print_on_rank_zero(self: Any, *args: Any, **kwargs: Any) -> None:
-    if self.trainer.is_global_zero:
-        print(*args, **kwargs)
-
-
-def _optimizers_of(adapter: LightningAdapter) -> Any:
-    def optimizers(self: Any, use_pl_optimizer: bool = True) -> Any:
-        opts = adapter._optimizers
-        return opts[0] if len(opts) == 1 else list(opts)
-
-    return optimizers
-
-
-def _schedulers_of(adapter: LightningAdapter) -> Any:
-    def lr_schedulers(self: Any) -> Any:
-        schedulers = [cfg.scheduler for cfg in adapter._plan.schedulers]
-        if not schedulers:
-            return None
-        return schedulers[0] if len(schedulers) == 1 else schedulers
-
-    return lr_schedulers
-
-
-def _clip_gradients(
-    self: Any,
-    optimizer: torch.optim.Optimizer,
-    gradient_clip_val: float | None = None,
-    gradient_clip_algorithm: str | None = None,
-) -> None:
-    """Lightning's ``clip_gradients`` without a precision plugin: grads are unscaled here."""
-    if gradient_clip_val is None or gradient_clip_val == 0:
-        return
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    if gradient_clip_algorithm in (None, "norm"):
-        torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
-    elif gradient_clip_algorithm == "value":
-        torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
-    else:
-        raise ShimError(
-            f"clip_gradients(gradient_clip_algorithm={gradient_clip_algorithm!r}): use 'norm' "
-            "or 'value'"
-        )
-
-
-def _manual_backward_rejected(self: Any, *args: Any, **kwargs: Any) -> None:
-    raise ShimError(
-        f"{type(self).__qualname__}.manual_backward() (LA103): run-trial drives automatic "
-        "optimization only; return the loss from training_step instead"
-    )

@@ -17,7 +17,8 @@ from typing import Any
 
 from shim.errors import ShimError
 from shim.pytorch.context import PyTorchTrialContext
-from shim.pytorch.data import DataLoader, to_device
+from shim.pytorch.data import to_device
+from shim.pytorch.loaders import checked_loader
 from shim.pytorch.lr_scheduler import LRScheduler, lr_steps_after_batch
 from shim.pytorch.periods import Period, total_batches
 from shim.pytorch.reducer import average_training_metrics
@@ -103,12 +104,12 @@ class TrialController:
 
     def _build_loaders(self) -> Iterator[Any]:
         dist = self._core.distributed
-        train = _checked_loader(
+        train = checked_loader(
             self.trial.build_training_data_loader(), "build_training_data_loader"
         )
         if hasattr(train, "set_shuffle_seed"):
             train.set_shuffle_seed(self.state.seed)
-        self._val_loader = _checked_loader(
+        self._val_loader = checked_loader(
             self.trial.build_validation_data_loader(), "build_validation_data_loader"
         )
         epoch_len = len(train.get_data_loader(num_replicas=dist.size, rank=dist.rank))
@@ -326,40 +327,6 @@ class TrialController:
             final_validation=self._final,
             seed=self.state.seed,
         )
-
-
-def _checked_loader(loader: Any, method: str) -> Any:
-    if type(loader).__module__.startswith("determined."):
-        return _adopt(loader)
-    if hasattr(loader, "get_data_loader"):
-        return loader
-    kind = type(loader).__name__
-    raise ShimError(
-        f"{method}() returned a {kind}; return determined.pytorch.DataLoader(dataset, "
-        "batch_size=..., ...) so batches can be sharded and skipped exactly on resume"
-    )
-
-
-def _adopt(loader: Any) -> Any:
-    """Determined's own DataLoader, rebuilt as ours when it shuffles with the global RNG, so a
-    resumed run sees exactly the batches an uninterrupted one would."""
-    random = type(getattr(loader, "sampler", None)).__name__ == "RandomSampler"
-    if not random or getattr(loader, "generator", None) is not None:
-        return loader
-    return DataLoader(
-        loader.dataset,
-        batch_size=loader.batch_size,
-        shuffle=True,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        prefetch_factor=loader.prefetch_factor,
-        persistent_workers=loader.persistent_workers,
-    )
 
 
 def _weighted_mean(per_rank: list[tuple[dict[str, float], int]]) -> dict[str, float]:
