@@ -131,9 +131,10 @@ def test_the_gan_resumes_exactly_after_a_sigterm_from_outside(tmp_path: pathlib.
             if ": checkpoint " in line:
                 proc.send_signal(signal.SIGTERM)
                 break
-        out, _ = proc.communicate(timeout=300)
-    first = Run(proc.returncode, out, "")
-    assert first.returncode == 3 and first.summary["status"] == "preempted"
+        out, err = proc.communicate(timeout=300)
+    first = Run(proc.returncode, out, err)
+    assert first.returncode == 3, first.stderr
+    assert first.summary["status"] == "preempted"
     assert 8 <= first.summary["steps_completed"] < 120
     resumed = run_trial(storage, *length, config=GAN)
     assert resumed.returncode == 0, resumed.stderr
