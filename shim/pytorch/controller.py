@@ -123,8 +123,13 @@ class TrialController:
         self._checkpoint_every = Period.from_length(self._plan.checkpoint_period, gbs)
         self._train_loader = train
         # Created before the restore, as Determined does: creating it draws from torch's RNG.
+        return self._train_iterator()
+
+    def _train_iterator(self) -> Iterator[Any]:
+        """Training batches from ``state.batches_trained`` on, this rank's shard, repeating."""
+        dist = self._core.distributed
         return iter(
-            train.get_data_loader(
+            self._train_loader.get_data_loader(
                 repeat=True,
                 skip=self.state.batches_trained,
                 num_replicas=dist.size,
@@ -238,12 +243,7 @@ class TrialController:
         (the epoch ends without its end-of-epoch validation)."""
         self.state.batches_trained = min((epoch + 1) * self.epoch_len, self.total)
         self._finish_epoch(epoch)
-        dist = self._core.distributed
-        return iter(
-            self._train_loader.get_data_loader(
-                repeat=True, skip=self.state.batches_trained, num_replicas=dist.size, rank=dist.rank
-            )
-        )
+        return self._train_iterator()
 
     def _finish_epoch(self, epoch: int) -> None:
         self.state.epochs_trained = epoch + 1
