@@ -31,7 +31,7 @@ from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
 from shim.pytorch.trial_io import steps_completed
 
-__all__ = ["RunOptions", "RunRecord", "run_trial"]
+__all__ = ["RunOptions", "RunRecord", "run_plan", "run_trial"]
 
 logger = logging.getLogger("shim.runner")
 
@@ -88,7 +88,7 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     record = RunRecord() if options.fresh else RunRecord.load(record_path)
     seed = _seed(options, config, record)
     record.seed = seed
-    plan = _plan(config, options)
+    plan = run_plan(config, options.max_length)
     for notice in config.notices:
         reporter.on_message(notice)
     started = time.monotonic()
@@ -200,13 +200,12 @@ class _Recording:
         return getattr(self._reporter, name)
 
 
-def _plan(config: ExperimentConfig, options: RunOptions) -> RunPlan:
+def run_plan(config: ExperimentConfig, max_length: int | None = None) -> RunPlan:
+    """What the controller needs from the config; ``max_length`` (batches) overrides its length."""
     storage = config.checkpoint_storage or {}
-    max_length = config.searcher.max_length
-    if options.max_length is not None:
-        max_length = Length("batches", options.max_length)
+    length = config.searcher.max_length if max_length is None else Length("batches", max_length)
     return RunPlan(
-        max_length=max_length,
+        max_length=length,
         validation_period=config.min_validation_period,
         checkpoint_period=config.min_checkpoint_period,
         scheduling_unit=config.scheduling_unit,

@@ -14,6 +14,7 @@ import torch.multiprocessing as mp
 
 import shim.core as core
 from shim.core.info import ClusterInfo
+from tests.conftest import torchrun_env
 
 
 def run(
@@ -25,16 +26,7 @@ def run(
 
 
 def _entry(rank: int, body: Callable, tmp: pathlib.Path, port: int) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-        LOCAL_WORLD_SIZE="2",
-        GROUP_RANK="0",
-        GROUP_WORLD_SIZE="1",
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(torchrun_env(rank, 2, port))
     dist_ctx = core.DistributedContext.from_torch_distributed()
     with core.local_init(
         distributed=dist_ctx, checkpoint_storage=tmp / "storage", info=ClusterInfo()

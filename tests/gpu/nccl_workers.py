@@ -11,19 +11,11 @@ import torch.distributed as dist
 
 import shim.core as core
 from shim.core.info import ClusterInfo
+from tests.conftest import torchrun_env
 
 
 def nccl_job(rank: int, tmp: pathlib.Path, port: int) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE="2",
-        LOCAL_RANK=str(rank),
-        LOCAL_WORLD_SIZE="2",
-        GROUP_RANK="0",
-        GROUP_WORLD_SIZE="1",
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(torchrun_env(rank, 2, port))
     torch.cuda.set_device(0)  # one GPU here: both ranks share it; no NCCL collective runs
     dist.init_process_group("nccl")
     d = core.DistributedContext.from_torch_distributed()

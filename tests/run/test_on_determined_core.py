@@ -13,21 +13,16 @@ import shim.core
 from shim.config import load_experiment_config
 from shim.core.info import ClusterInfo, TrialInfo
 from shim.imports import determined_namespace, load_entrypoint, trial_folder
-from shim.pytorch.controller import RunPlan, TrialController
+from shim.pytorch.controller import TrialController
 from shim.pytorch.trial_io import steps_completed
+from shim.runner import run_plan
 from tests.run.helpers import TOY, assert_same_weights
 
 
 def train(core: Any, latest: str | None, length: int) -> Any:
     config = load_experiment_config(TOY)
     hparams = config.resolve_hparams({})
-    plan = RunPlan(
-        max_length=config.searcher.max_length.__class__("batches", length),
-        validation_period=config.min_validation_period,
-        checkpoint_period=config.min_checkpoint_period,
-        searcher_metric=config.searcher.metric,
-        save_trial_latest=100,
-    )
+    plan = run_plan(config, length)
     with determined_namespace(), trial_folder(TOY.parent):
         trial_cls = load_entrypoint(config.entrypoint, TOY.parent)
         controller = TrialController(
