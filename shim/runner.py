@@ -30,6 +30,7 @@ from shim.imports import determined_namespace, load_entrypoint, trial_folder
 from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
 from shim.pytorch.trial_io import steps_completed
+from shim.resume import find_resume_point, new_run_id
 
 __all__ = ["RunOptions", "RunRecord", "run_plan", "run_trial"]
 
@@ -53,6 +54,7 @@ class RunRecord:
     """``trial.json``: what a later invocation needs to resume."""
 
     latest_checkpoint: str | None = None
+    run_id: str | None = None  # written into every checkpoint's metadata; new with --fresh
     seed: int | None = None
     steps_completed: int = 0
     status: str = "new"
@@ -86,8 +88,12 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     record_path = run_dir / "trial.json"
     chief = int(os.environ.get("RANK", "0")) == 0
     record = RunRecord() if options.fresh else RunRecord.load(record_path)
+    if not options.fresh:
+        _find_resume_point(record, storage_spec, config, reporter)
     seed = _seed(options, config, record)
     record.seed = seed
+    if record.run_id is None:
+        record.run_id = new_run_id(_run_key(config), secrets.token_hex(8))
     plan = run_plan(config, options.max_length)
     for notice in config.notices:
         reporter.on_message(notice)
@@ -98,6 +104,10 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
             # Only now that the trial loads: the previous run's folder is kept, renamed.
             stamp = time.strftime("%Y%m%d-%H%M%S")
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.{stamp}.{os.getpid()}"))
+        if chief:
+            # Before any checkpoint: a rerun after a kill resumes this run, not an earlier one.
+            record.status = "running"
+            record.save(record_path)
         while True:
             try:
                 result = _run_once(
@@ -119,6 +129,7 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
                         record.save(record_path)
                     raise
                 record.restarts += 1
+                _find_resume_point(record, storage_spec, config, reporter)
                 if chief:
                     record.save(record_path)
                 reporter.on_message(
@@ -160,7 +171,9 @@ def _run_once(
         tensorboard_path=run_dir / "tensorboard",
     ) as core:
         # Locally the trial has as many slots as processes were launched (torchrun).
-        plan = dataclasses.replace(plan, slots_per_trial=core.distributed.size)
+        plan = dataclasses.replace(
+            plan, slots_per_trial=core.distributed.size, run_id=str(record.run_id)
+        )
         core.train.open_tensorboard()
         start = steps_completed(core, record.latest_checkpoint) if record.latest_checkpoint else 0
         controller = TrialController(
@@ -232,6 +245,23 @@ def _seed(options: RunOptions, config: ExperimentConfig, record: RunRecord) -> i
         if candidate is not None:
             return int(candidate)
     return secrets.randbelow(2**31 - 1)
+
+
+def _find_resume_point(
+    record: RunRecord, storage_spec: Any, config: ExperimentConfig, reporter: RunReporter
+) -> None:
+    """Point ``record`` at the newest complete checkpoint of this run (``trial.json`` may be
+    stale or missing), with the seed that run started with."""
+    point = find_resume_point(
+        storage_base_path(storage_spec), _run_key(config), record.run_id, record.latest_checkpoint
+    )
+    for notice in point.notices:
+        reporter.on_message(notice)
+    record.latest_checkpoint, record.run_id = point.checkpoint, point.run_id
+    if point.seed is not None and (record.seed is None or point.checkpoint is not None):
+        record.seed = point.seed
+    if point.steps is not None:
+        record.steps_completed = point.steps
 
 
 def _distributed_context() -> shim.core.DistributedContext | None:

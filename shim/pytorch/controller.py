@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ class RunPlan:
     save_trial_latest: int = 1
     save_trial_best: int = 1
     slots_per_trial: int = 1
+    # Names this run's checkpoints in their metadata, so retention and resume find them on disk.
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass
@@ -141,7 +144,9 @@ class TrialController:
 
     def run(self) -> RunResult:
         iterator = self._build_loaders()
-        self._io = CheckpointIO(self._core, self.context, self.callbacks, self._plan)
+        self._io = CheckpointIO(
+            self._core, self.context, self.callbacks, self._plan, self._plan.run_id
+        )
         self._validator = Validator(
             self._core, self.context, self.trial, self.callbacks, self._plan, self._val_loader
         )
@@ -151,8 +156,10 @@ class TrialController:
         if self._latest is not None:
             self.state = self._io.restore(self._latest, self.state)
         self._last_checkpointed: int | None = self.state.batches_trained if self._latest else None
+        # A run killed after publishing a checkpoint but before deleting old ones left them.
+        self._io.collect_garbage()
         self._pending: list[Any] = []
-        self._final: dict[str, Any] | None = None
+        self._final: dict[str, Any] | None = self.state.last_metrics
         for callback in self.callbacks.values():
             callback.on_trial_startup(self.state.batches_trained, self._latest)
         self._report(
@@ -219,6 +226,8 @@ class TrialController:
                 wants_checkpoint = self._validate()
             if epoch_ends and validate_first:
                 self._finish_epoch(epoch)
+            if done >= self.total:
+                break  # the end below validates (if due) before its checkpoint
             # After the epoch's end hooks, so the checkpoint holds what they did.
             if wants_checkpoint or self._checkpoint_every.due(done, epoch_len):
                 self._checkpoint()
@@ -281,11 +290,11 @@ class TrialController:
         done = self.state.batches_trained
         metrics = self._validator.run(done, done / self.epoch_len)
         self.state.last_validated = done
-        self._final = metrics
+        self._final = self.state.last_metrics = _plain(metrics)
         searcher_value = metrics.get(self._plan.searcher_metric)
         if self._is_better(searcher_value):
             self.state.best_validation = float(searcher_value)  # type: ignore[arg-type]
-            self._best = dict(metrics)
+            self.state.best_metrics = self._final
         self._report("on_validation", batches=done, metrics=metrics)
         policy = self._plan.checkpoint_policy
         return policy == "all" or (
@@ -311,7 +320,9 @@ class TrialController:
         )
         self._latest = self._io.save(self.state, metric)
         self._last_checkpointed = done
+        # The new checkpoint is recorded (trial.json) before any old one goes.
         self._report("on_checkpoint", batches=done, storage_id=self._latest)
+        self._io.collect_garbage()
 
     def _report(self, event: str, **kwargs: Any) -> None:
         if self._reporter is not None:
@@ -323,10 +334,21 @@ class TrialController:
             steps_completed=self.state.batches_trained,
             epochs_completed=self.state.batches_trained / self.epoch_len,
             latest_checkpoint=self._latest,
-            best_validation=getattr(self, "_best", None),
+            best_validation=self.state.best_metrics,
             final_validation=self._final,
             seed=self.state.seed,
         )
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics as plain Python values, which a checkpoint can hold."""
+    plain: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, (bool, int, str)):
+            plain[key] = value
+        elif isinstance(value, float) or hasattr(value, "__float__"):
+            plain[key] = float(value)
+    return plain
 
 
 def _weighted_mean(per_rank: list[tuple[dict[str, float], int]]) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pathlib
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,10 @@ class TrialState:
     epochs_trained: int = 0
     last_validated: int | None = None
     best_validation: float | None = None
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # The metrics of the best and of the latest validation, so a rerun of a finished run can
+    # report them without validating again.
+    best_metrics: dict[str, Any] | None = None
+    last_metrics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

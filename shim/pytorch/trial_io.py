@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import pathlib
+import shutil
+import time
 from typing import Any
 
 import torch
 
 import shim
+from shim.errors import ShimError
 from shim.pytorch.context import PyTorchTrialContext
-from shim.pytorch.retention import checkpoints_to_delete
+from shim.pytorch.retention import (
+    CheckpointRecord,
+    DamagedMetadata,
+    checkpoints_to_delete,
+    read_record,
+    scan_checkpoints,
+)
 from shim.pytorch.state import (
     STATE_FILE,
     TrialState,
@@ -21,22 +30,34 @@ from shim.pytorch.state import (
     restore_rng,
 )
 
-__all__ = ["CheckpointIO", "steps_completed"]
+__all__ = ["CheckpointIO", "DamagedCheckpoint", "steps_completed"]
 
 logger = logging.getLogger("shim.pytorch")
 
 
 class CheckpointIO:
     def __init__(
-        self, core: Any, context: PyTorchTrialContext, callbacks: dict[str, Any], plan: Any
+        self,
+        core: Any,
+        context: PyTorchTrialContext,
+        callbacks: dict[str, Any],
+        plan: Any,
+        run_id: str,
     ) -> None:
         self._core = core
         self._context = context
         self._callbacks = callbacks
         self._plan = plan
+        self._run_id = run_id
+        # This run's checkpoints on local storage, found on disk at the first collection.
+        self._records: list[CheckpointRecord] | None = None
 
     def save(self, state: TrialState, metric: float | None) -> str:
-        """Write ``state_dict.pth`` (chief only) and return the storage id on every rank."""
+        """Write ``state_dict.pth`` (chief only) and return the storage id on every rank.
+
+        Nothing is deleted here: the caller records the new checkpoint (``trial.json``) first,
+        then calls :meth:`collect_garbage`, so a kill in between never leaves a record that names
+        a deleted checkpoint."""
         ctx = self._context
         content: dict[str, Any] = {
             "models_state_dict": [model.state_dict() for model in ctx.models],
@@ -59,6 +80,10 @@ class CheckpointIO:
             "trial_id": state.trial_id,
             "seed": state.seed,
             "shim_version": getattr(shim, "__version__", "0"),
+            "run_id": self._run_id,
+            "searcher_metric": self._plan.searcher_metric,
+            "validation_metric": metric if metric is not None and math.isfinite(metric) else None,
+            "saved_at": time.time(),
         }
         dist = self._core.distributed
         storage_id = None
@@ -70,16 +95,32 @@ class CheckpointIO:
         storage_id = dist.broadcast(storage_id)
         for callback in self._callbacks.values():
             callback.on_checkpoint_upload_end(storage_id)
-        state.checkpoints.append(
-            {"uuid": storage_id, "steps": state.batches_trained, "metric": metric}
-        )
-        self._collect_garbage(state)
+        if self._records is not None and dist.rank == 0:
+            self._records.append(
+                CheckpointRecord(
+                    uuid=str(storage_id),
+                    steps=metadata["steps_completed"],
+                    metric=metadata["validation_metric"],
+                    run_id=self._run_id,
+                    saved_at=metadata["saved_at"],
+                    seed=state.seed,
+                )
+            )
         return str(storage_id)
 
     def restore(self, storage_id: str, state: TrialState) -> TrialState:
         ctx = self._context
         with self._core.checkpoint.restore_path(storage_id) as path:
+            steps = _metadata_steps(pathlib.Path(path))
             content = load_state_file(path, ctx.device)
+        saved_steps = content.get("trial_state", {}).get("batches_trained")
+        if saved_steps is not None and saved_steps != steps:
+            raise DamagedCheckpoint(
+                f"{pathlib.Path(path) / STATE_FILE} holds the state after batch {saved_steps} "
+                f"but {pathlib.Path(path) / 'metadata.json'} says {steps}: the checkpoint's files "
+                "come from different saves; resuming would mix two positions. Delete that "
+                "checkpoint folder to resume from the previous one, or start over with --fresh"
+            )
         for callback in self._callbacks.values():
             callback.on_checkpoint_load_start(content)
         _load_list(ctx.models, content.get("models_state_dict", []), "model")
@@ -96,26 +137,60 @@ class CheckpointIO:
         restore_rng(content["rng_state"])
         return restored
 
-    def _collect_garbage(self, state: TrialState) -> None:
+    def collect_garbage(self) -> list[str]:
+        """Delete this run's local checkpoints that the retention settings drop; the newest is
+        always kept. On a cluster the master applies the retention policy instead."""
         if not _is_local(self._core) or self._core.distributed.rank != 0:
-            return  # on a cluster the master applies the retention policy
+            return []
+        if self._records is None:
+            base = self._core.checkpoint.storage_path
+            _remove_leftovers(base, self._run_id)
+            records, _ = scan_checkpoints(base)
+            self._records = [r for r in records if r.run_id == self._run_id]
         doomed = checkpoints_to_delete(
-            state.checkpoints,
+            self._records,
             keep_latest=self._plan.save_trial_latest,
             keep_best=self._plan.save_trial_best,
             smaller_is_better=self._plan.smaller_is_better,
         )
         for storage_id in doomed:
             self._core.checkpoint.delete(storage_id)
-        state.checkpoints = [r for r in state.checkpoints if r["uuid"] not in doomed]
+            self._records = [r for r in self._records if r.uuid != storage_id]
+        return doomed
+
+
+def _remove_leftovers(base: pathlib.Path, run_id: str) -> None:
+    """Finish what a killed process left: deletions it had started (``.<uuid>.*.deleting``) and
+    this run's checkpoints that were complete but not yet renamed into place. A ``.partial``
+    folder without metadata cannot say whose it is (another run may be writing it): it stays."""
+    for leftover in base.glob(".*.deleting"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for partial in base.glob(".*.partial"):
+        found = read_record(partial) if (partial / "metadata.json").is_file() else None
+        if isinstance(found, CheckpointRecord) and found.run_id == run_id:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+class DamagedCheckpoint(ShimError):
+    """A checkpoint whose files cannot be resumed from as they are: the user must act."""
+
+
+def _metadata_steps(folder: pathlib.Path) -> int:
+    found = read_record(folder)
+    if isinstance(found, DamagedMetadata):
+        raise DamagedCheckpoint(
+            f"{found.path} is damaged: {found.problem}. Restore that file (it must hold "
+            '{"steps_completed": <batches>, ...}), delete the checkpoint folder to resume from '
+            "the previous checkpoint, or start over with --fresh"
+        )
+    return found.steps
 
 
 def steps_completed(core: Any, storage_id: str) -> int:
     """A checkpoint's ``steps_completed``, read from its ``metadata.json`` (Determined's
-    off-cluster context has no ``get_metadata``)."""
+    off-cluster context has no ``get_metadata``); a damaged file is the user's to fix."""
     with core.checkpoint.restore_path(storage_id) as path:
-        metadata = json.loads((pathlib.Path(path) / "metadata.json").read_text(encoding="utf-8"))
-    return int(metadata["steps_completed"])
+        return _metadata_steps(pathlib.Path(path))
 
 
 def _is_local(core: Any) -> bool:

@@ -17,6 +17,7 @@ from shim.core.info import ClusterInfo, TrialInfo
 from shim.errors import ShimError
 from shim.pytorch import DataLoader, LRScheduler, PyTorchTrial, PyTorchTrialContext, Reducer
 from shim.pytorch.controller import RunPlan, TrialController
+from shim.pytorch.retention import scan_checkpoints
 
 SEEN: dict[str, Any] = {}
 
@@ -154,7 +155,7 @@ def test_set_stop_requested_checkpoints_and_ends_the_run(storage: pathlib.Path) 
 def test_periods_in_batches_validate_and_checkpoint_on_their_boundaries(
     storage: pathlib.Path,
 ) -> None:
-    controller, records = run(
+    _, records = run(
         storage,
         validation_period=Length("batches", 3),
         checkpoint_period=Length("batches", 5),
@@ -162,8 +163,8 @@ def test_periods_in_batches_validate_and_checkpoint_on_their_boundaries(
         save_trial_latest=10,
     )
     assert [r["steps_completed"] for r in records if r["group"] == "validation"] == [3, 6, 8]
-    steps = [c["steps"] for c in controller.state.checkpoints]
-    assert steps == [5, 8]
+    kept, _ = scan_checkpoints(storage)
+    assert [c.steps for c in kept] == [5, 8]
 
 
 def test_records_lengths_count_global_batches(storage: pathlib.Path) -> None:
