@@ -1,8 +1,11 @@
 """``run-trial CONFIG [CONTEXT_DIR]``: run a legacy LightningAdapter trial unchanged.
 
-Exit status: 0 completed, 1 the trial failed (after its restarts), 2 bad input (config, trial
-file, hooks the hook table rejects), 3 preempted (run the same command again to resume).
-Progress goes to stderr; ``--json`` prints the final summary as one JSON object on stdout.
+Exit status: 0 completed; 1 the trial failed (after its restarts), or this package failed (a bug:
+one line says so, the traceback goes to ``run-trial-error.log`` in the run's folder); 2 the user's
+input (config, flags, trial file, hooks the hook table rejects), with file:line where known;
+3 preempted (run the same command again to resume).
+``shim.failures`` tells the kinds apart. Progress goes to stderr; ``--json`` prints the final
+summary as one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import logging
 import os
 import pathlib
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
-from shim.errors import ShimError
+from shim.errors import UserInputError
+from shim.failures import Kind, diagnose, write_log
+from shim.runfiles import SEED_RANGE
 
 __all__ = ["console_main", "main"]
 
@@ -50,7 +56,11 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--checkpoint-storage", metavar="DIR", help="override checkpoint_storage")
-    parser.add_argument("--seed", type=int, help="override reproducibility.experiment_seed")
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        help=f"override reproducibility.experiment_seed (0 to {SEED_RANGE.stop - 1})",
+    )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bar")
     return parser
@@ -66,9 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
-    except ShimError as exc:
-        print(f"run-trial: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("run-trial: interrupted", file=sys.stderr)
         return 130
@@ -77,35 +84,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from shim.config import load_experiment_config
     from shim.progress import NullReporter, make_reporter
-    from shim.runner import RunOptions, run_trial
+    from shim.runner import RunOptions, run_folder, run_trial
 
-    overrides = dict(_split_hparam(item) for item in args.hparam)
-    if args.max_length is not None and args.max_length < 1:
-        raise ShimError(f"--max-length must be at least 1 batch, not {args.max_length}")
-    config = load_experiment_config(args.config)
-    context_dir = args.context_dir or args.config.resolve().parent
-    if not context_dir.is_dir():
-        raise ShimError(f"CONTEXT_DIR {context_dir} is not a folder")
+    context_dir: pathlib.Path | None = None
+    run_dir: pathlib.Path | None = None
+    try:
+        overrides = dict(_split_hparam(item) for item in args.hparam)
+        if args.max_length is not None and args.max_length < 1:
+            raise UserInputError(f"--max-length must be at least 1 batch, not {args.max_length}")
+        config = load_experiment_config(args.config)
+        context_dir = args.context_dir or args.config.resolve().parent
+        if not context_dir.is_dir():
+            raise UserInputError(f"CONTEXT_DIR {context_dir} is not a folder")
+        options = RunOptions(
+            context_dir=context_dir,
+            hparam_overrides=overrides,
+            max_length=args.max_length,
+            fresh=args.fresh,
+            checkpoint_storage=args.checkpoint_storage,
+            seed=args.seed,
+        )
+        run_dir = run_folder(config, options)
+    except Exception as exc:
+        return _report_failure(exc, context_dir, run_dir)
     chief = int(os.environ.get("RANK", "0")) == 0
     reporter = make_reporter(force_plain=args.plain) if chief else NullReporter()
     warnings.showwarning = _warning_printer(reporter)  # type: ignore[assignment]
-    options = RunOptions(
-        context_dir=context_dir,
-        hparam_overrides=overrides,
-        max_length=args.max_length,
-        fresh=args.fresh,
-        checkpoint_storage=args.checkpoint_storage,
-        seed=args.seed,
-    )
     try:
         summary = run_trial(config, options, reporter)
-    except ShimError:
-        reporter.close()
-        raise
     except Exception as exc:
         reporter.close()
-        print(f"run-trial: the trial failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _report_failure(exc, context_dir, run_dir)
     reporter.on_end(summary)
     reporter.close()
     if args.json and chief:
@@ -113,11 +122,50 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_PREEMPTED if summary.status == "preempted" else EXIT_OK
 
 
+def _report_failure(
+    exc: Exception, trial_dir: pathlib.Path | None, run_dir: pathlib.Path | None
+) -> int:
+    """One line on stderr for the failure's kind; the traceback of a failure that is not the
+    user's input goes to the run folder's log."""
+    failure = diagnose(exc, trial_dir)
+    if failure.kind is Kind.USER_INPUT:
+        print(f"run-trial: error: {failure.describe()}", file=sys.stderr)
+        return EXIT_USAGE
+    internal = failure.kind is Kind.INTERNAL
+    log = write_log(failure, run_dir, "internal error" if internal else "the trial failed")
+    if log is None:  # nowhere to write it: the traceback is still the most useful thing to show
+        traceback.print_exception(exc, file=sys.stderr)
+    where = f"; traceback in {log}" if log else ""
+    if internal:
+        print(
+            "run-trial: internal error (this is a bug in lightning-adapter-compat): "
+            f"{failure.describe()}{where}; please report it with that file",
+            file=sys.stderr,
+        )
+    else:
+        print(f"run-trial: the trial failed: {failure.describe()}{where}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def _split_hparam(item: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name:
-        raise ShimError(f"--hparam {item!r}: use NAME=VALUE, e.g. --hparam learning_rate=0.01")
+        raise UserInputError(f"--hparam {item!r}: use NAME=VALUE, e.g. --hparam learning_rate=0.01")
     return name.strip(), value
+
+
+def _seed(text: str) -> int:
+    """``--seed``: checked here, before anything is written, against Determined's range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value not in SEED_RANGE:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range: use 0 to {SEED_RANGE.stop - 1}, the range of "
+            "reproducibility.experiment_seed"
+        )
+    return value
 
 
 def _warning_printer(reporter: object) -> object:

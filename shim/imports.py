@@ -18,15 +18,17 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from shim.errors import ShimError
+from shim.errors import UserInputError
+from shim.failures import trial_frame
 
 __all__ = ["TrialImportError", "determined_namespace", "load_entrypoint"]
 
 _ALIASES = ("determined", "determined.core", "determined.pytorch", "determined.pytorch.lightning")
 
 
-class TrialImportError(ShimError):
-    """The entrypoint could not be imported or is not a trial class."""
+class TrialImportError(UserInputError):
+    """The entrypoint could not be imported or is not a trial class: bad input (exit 2), since
+    importing again fails the same way."""
 
 
 @contextlib.contextmanager
@@ -108,9 +110,17 @@ def load_entrypoint(entrypoint: str, context_dir: pathlib.Path) -> type:
                 f"entrypoint {entrypoint!r}: no module {module_name!r} in {context_dir}; pass "
                 "the folder that holds the trial as CONTEXT_DIR"
             ) from exc
+        where = trial_frame(exc, context_dir)
         raise TrialImportError(
-            f"entrypoint {entrypoint!r}: importing {module_name!r} needs {exc.name!r}, which is "
-            "not installed; install it in this environment"
+            (f"{where}: " if where else "")
+            + f"entrypoint {entrypoint!r}: importing {module_name!r} needs {exc.name!r}, which "
+            "is not installed; install it in this environment"
+        ) from exc
+    except (Exception, SystemExit) as exc:
+        where = trial_frame(exc, context_dir) or f"entrypoint {entrypoint!r}"
+        raise TrialImportError(
+            f"{where}: importing the trial ({module_name!r}) raised {type(exc).__name__}: "
+            f"{exc}; fix it and run again"
         ) from exc
     target: Any = module
     for part in attr_path.split("."):

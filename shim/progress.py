@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from shim.errors import ShimError
+from shim.errors import ApiMisuse
 
 __all__ = [
     "NullReporter",
@@ -71,7 +71,7 @@ class RunSummary:
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
-            raise ShimError(
+            raise ApiMisuse(
                 f"run status {self.status!r} is not one of {', '.join(_STATUSES)}; "
                 "build RunSummary with one of those"
             )

@@ -1,8 +1,9 @@
 """One ``run-trial`` invocation: config -> trial class -> controller runs, resume and restarts.
 
 The run's folder ``<storage>/runs/<name>-<hash>/`` holds ``trial.json`` (the latest checkpoint,
-the seed, the status), ``metrics.jsonl`` and ``tensorboard/``; checkpoints sit in ``<storage>``
-in Determined's layout. Running the same command again resumes from ``trial.json``'s checkpoint.
+the seed, the status), ``metrics.jsonl``, ``tensorboard/`` and, after a failure,
+``run-trial-error.log``; checkpoints sit in ``<storage>`` in Determined's layout. Running the same
+command again resumes from ``trial.json``'s checkpoint.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ import shim.core
 from shim.config import ExperimentConfig, Length
 from shim.core.info import ClusterInfo, TrialInfo
 from shim.core.storage import storage_base_path
-from shim.errors import ShimError
+from shim.errors import UserInputError
+from shim.failures import diagnose, write_log
 from shim.imports import determined_namespace, load_entrypoint, trial_folder
 from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
 from shim.pytorch.trial_io import steps_completed
 from shim.resume import find_resume_point, new_run_id
+from shim.runfiles import check_record, make_runs_folder, write_atomic
 
-__all__ = ["RunOptions", "RunRecord", "run_plan", "run_trial"]
+__all__ = ["RunOptions", "RunRecord", "run_folder", "run_plan", "run_trial"]
 
 logger = logging.getLogger("shim.runner")
 
@@ -66,25 +69,51 @@ class RunRecord:
             return cls()
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ShimError(
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserInputError(
                 f"{path} is damaged ({exc}); run again with --fresh to start over"
             ) from exc
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in fields})
+        return cls(**{k: v for k, v in check_record(raw, path).items() if k in fields})
 
     def save(self, path: pathlib.Path) -> None:
+        """Replace ``trial.json`` atomically (also on a full disk: see ``write_atomic``)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode())
+
+    def save_or_say(self, path: pathlib.Path, reporter: RunReporter) -> None:
+        """Save where a failure is already being handled: that failure is the one to report."""
+        try:
+            self.save(path)
+        except OSError as exc:
+            reporter.on_message(f"could not update {path} ({exc.strerror}); it is out of date")
 
 
 def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReporter) -> RunSummary:
     """Run (or resume) the trial; restart it up to ``max_restarts`` times after a crash."""
     hparams = config.resolve_hparams(options.hparam_overrides)
-    storage_spec: Any = options.checkpoint_storage or config.checkpoint_storage or DEFAULT_STORAGE
-    run_dir = storage_base_path(storage_spec) / "runs" / _run_key(config)
+    run_dir = run_folder(config, options)
+    make_runs_folder(run_dir)
+    return _run_in_folder(config, options, reporter, hparams, run_dir)
+
+
+def run_folder(config: ExperimentConfig, options: RunOptions) -> pathlib.Path:
+    """``<storage>/runs/<name>-<hash>``: the run's ``trial.json``, metrics and error log."""
+    return storage_base_path(_storage_spec(config, options)) / "runs" / _run_key(config)
+
+
+def _storage_spec(config: ExperimentConfig, options: RunOptions) -> Any:
+    return options.checkpoint_storage or config.checkpoint_storage or DEFAULT_STORAGE
+
+
+def _run_in_folder(
+    config: ExperimentConfig,
+    options: RunOptions,
+    reporter: RunReporter,
+    hparams: dict[str, Any],
+    run_dir: pathlib.Path,
+) -> RunSummary:
+    storage_spec = _storage_spec(config, options)
     record_path = run_dir / "trial.json"
     chief = int(os.environ.get("RANK", "0")) == 0
     record = RunRecord() if options.fresh else RunRecord.load(record_path)
@@ -108,37 +137,45 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
             # Before any checkpoint: a rerun after a kill resumes this run, not an earlier one.
             record.status = "running"
             record.save(record_path)
-        while True:
-            try:
-                result = _run_once(
-                    trial_cls,
-                    config,
-                    hparams,
-                    plan,
-                    record,
-                    record_path,
-                    run_dir,
-                    storage_spec,
-                    reporter,
-                )
-                break
-            except Exception as exc:
-                if isinstance(exc, ShimError) or record.restarts >= config.max_restarts:
-                    record.status = "failed"
-                    if chief and record_path.parent.exists():
-                        record.save(record_path)
-                    raise
-                record.restarts += 1
-                _find_resume_point(record, storage_spec, config, reporter)
-                if chief:
-                    record.save(record_path)
-                reporter.on_message(
-                    f"trial crashed ({type(exc).__name__}: {exc}); restart {record.restarts} of "
-                    f"{config.max_restarts} from checkpoint {record.latest_checkpoint}"
-                )
+        try:
+            while True:
+                try:
+                    result = _run_once(
+                        trial_cls,
+                        config,
+                        hparams,
+                        plan,
+                        record,
+                        record_path,
+                        run_dir,
+                        storage_spec,
+                        reporter,
+                    )
+                    break
+                except Exception as exc:
+                    # Only the trial's own failures restart: the user's input and this
+                    # package's bugs would fail the same way again (see shim.failures).
+                    failure = diagnose(exc, options.context_dir)
+                    if not failure.restartable or record.restarts >= config.max_restarts:
+                        raise
+                    record.restarts += 1
+                    restart = f"restart {record.restarts} of {config.max_restarts}"
+                    log = write_log(failure, run_dir, f"trial crashed; {restart}")
+                    _find_resume_point(record, storage_spec, config, reporter)
+                    if chief:
+                        record.save_or_say(record_path, reporter)
+                    reporter.on_message(
+                        f"trial crashed ({failure.describe()}); {restart} from checkpoint "
+                        f"{record.latest_checkpoint}" + (f"; traceback in {log}" if log else "")
+                    )
+        except Exception:
+            record.status = "failed"
+            if chief:
+                record.save_or_say(record_path, reporter)
+            raise
     record.status = result.status
     if chief:
-        record.save(record_path)
+        record.save_or_say(record_path, reporter)
     return _summary(config, result, record, run_dir, storage_spec, time.monotonic() - started)
 
 
@@ -236,7 +273,7 @@ def _seed(options: RunOptions, config: ExperimentConfig, record: RunRecord) -> i
     if record.latest_checkpoint and record.seed is not None:
         # A resumed run keeps its seed: the shuffle order depends on it.
         if options.seed is not None and options.seed != record.seed:
-            raise ShimError(
+            raise UserInputError(
                 f"--seed {options.seed} differs from the seed {record.seed} this trial was "
                 "started with; resuming keeps it (use --fresh to start over with a new one)"
             )

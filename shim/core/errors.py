@@ -1,6 +1,6 @@
 """Errors raised by ``shim.core``; each says what happened, where, and what to do."""
 
-from shim.errors import ShimError
+from shim.errors import ApiMisuse, ShimError
 
 __all__ = [
     "CheckpointError",
@@ -22,7 +22,7 @@ class CheckpointError(ShimError):
     """Base of the errors about one checkpoint."""
 
 
-class InvalidStorageId(CheckpointError, ValueError):
+class InvalidStorageId(CheckpointError, ApiMisuse, ValueError):
     """A storage id that is not a uuid (and so could escape the storage folder)."""
 
 
@@ -34,11 +34,11 @@ class IncompleteCheckpoint(CheckpointError):
     """A checkpoint folder without ``metadata.json``: its write never finished."""
 
 
-class InvalidMetadata(CheckpointError, ValueError):
+class InvalidMetadata(CheckpointError, ApiMisuse, ValueError):
     """Checkpoint metadata that cannot be stored (e.g. no ``steps_completed``)."""
 
 
-class ChiefOnlyError(ShimError, RuntimeError):
+class ChiefOnlyError(ApiMisuse, RuntimeError):
     """A chief-only operation called on another rank."""
 
 

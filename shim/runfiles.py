@@ -1,0 +1,116 @@
+"""The run folder's own files: ``<storage>/runs`` made sure of, ``trial.json`` checked on load
+and replaced atomically, also on a full disk."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import pathlib
+import uuid
+from typing import Any, NoReturn
+
+from shim.errors import UserInputError
+
+__all__ = ["SEED_RANGE", "check_record", "make_runs_folder", "write_atomic"]
+
+# Determined stores reproducibility.experiment_seed as a uint32 (and numpy seeds take no more).
+SEED_RANGE = range(0, 2**32)
+_STATUSES = ("new", "running", "completed", "preempted", "failed")
+
+
+def make_runs_folder(run_dir: pathlib.Path) -> None:
+    """Create ``<storage>/runs`` before anything runs, or say which path is in the way."""
+    runs = run_dir.parent
+    fix = (
+        f"run-trial keeps checkpoints in {runs.parent} and each run's trial.json, metrics and "
+        f"lock in {runs}: move or delete that file, or pass --checkpoint-storage DIR"
+    )
+    for path in (runs.parent, runs, run_dir):
+        if path.exists() and not path.is_dir():
+            raise UserInputError(f"{path} is a file, not a folder; {fix}")
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError) as exc:
+        raise UserInputError(f"{exc.filename} is in the way ({exc.strerror}); {fix}") from exc
+    except PermissionError as exc:
+        raise UserInputError(
+            f"cannot create {exc.filename or runs} ({exc.strerror}); pass --checkpoint-storage "
+            "DIR with a folder you can write to"
+        ) from exc
+
+
+def check_record(raw: Any, path: pathlib.Path) -> dict[str, Any]:
+    """``trial.json``'s fields, refused with what is wrong when a hand edit or a damaged disk
+    left something the run cannot resume from."""
+    if not isinstance(raw, dict):
+        _damaged(path, f"it holds a {type(raw).__name__}, not a JSON object")
+    checkpoint = raw.get("latest_checkpoint")
+    if checkpoint is not None and not _is_storage_id(checkpoint):
+        _damaged(path, f"latest_checkpoint {checkpoint!r} is not a checkpoint id (a uuid)")
+    seed = raw.get("seed")
+    if seed is not None and (not _is_int(seed) or seed not in SEED_RANGE):
+        _damaged(path, f"seed {seed!r} is not an int from 0 to {SEED_RANGE.stop - 1}")
+    for name in ("steps_completed", "restarts"):
+        if name in raw and (not _is_int(raw[name]) or raw[name] < 0):
+            _damaged(path, f"{name} {raw[name]!r} is not an int >= 0")
+    if raw.get("status", "new") not in _STATUSES:
+        _damaged(path, f"status {raw['status']!r} is not one of {', '.join(_STATUSES)}")
+    return raw
+
+
+def write_atomic(path: pathlib.Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` through a temporary file, which never outlives a failed
+    write. On a full disk the temporary file cannot be written; a small file that already exists
+    is then rewritten in the space it already has, padded with trailing spaces to its old length,
+    in one write: valid JSON before and after, and nothing allocated."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        _write_new(tmp, data)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if not (full and _rewrite_in_place(path, data)):
+            raise
+
+
+def _write_new(path: pathlib.Path, data: bytes) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+
+
+def _rewrite_in_place(path: pathlib.Path, data: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        padded = data + b" " * max(0, info.st_size - len(data))
+        if len(padded) > info.st_blocks * 512:  # would need a new block, which there is not
+            return False
+        return os.pwrite(fd, padded, 0) == len(padded)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _damaged(path: pathlib.Path, problem: str) -> NoReturn:
+    raise UserInputError(
+        f"{path} is damaged: {problem}; restore it, or delete it to resume from the newest "
+        "checkpoint of this run, or start over with --fresh"
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_storage_id(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
