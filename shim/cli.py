@@ -2,8 +2,8 @@
 
 Exit status: 0 completed; 1 the trial failed (after its restarts), or this package failed (a bug:
 one line says so, the traceback goes to ``run-trial-error.log`` in the run's folder); 2 the user's
-input (config, flags, trial file, hooks the hook table rejects), with file:line where known;
-3 preempted (run the same command again to resume).
+input (config, flags, trial file, hooks the hook table rejects, another run-trial on the same
+run), with file:line where known; 3 preempted (run the same command again to resume).
 ``shim.failures`` tells the kinds apart. Progress goes to stderr; ``--json`` prints the final
 summary as one JSON object on stdout.
 """

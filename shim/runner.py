@@ -3,11 +3,13 @@
 The run's folder ``<storage>/runs/<name>-<hash>/`` holds ``trial.json`` (the latest checkpoint,
 the seed, the status), ``metrics.jsonl``, ``tensorboard/`` and, after a failure,
 ``run-trial-error.log``; checkpoints sit in ``<storage>`` in Determined's layout. Running the same
-command again resumes from ``trial.json``'s checkpoint.
+command again resumes from ``trial.json``'s checkpoint. The chief holds ``<name>-<hash>.lock``
+beside the folder for the whole run, so a second ``run-trial`` on the same run stops at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -34,6 +36,7 @@ from shim.pytorch.controller import RunPlan, RunResult, TrialController
 from shim.pytorch.trial_io import steps_completed
 from shim.resume import find_resume_point, new_run_id
 from shim.runfiles import check_record, make_runs_folder, write_atomic
+from shim.runlock import RunLock
 
 __all__ = ["RunOptions", "RunRecord", "run_folder", "run_plan", "run_trial"]
 
@@ -94,7 +97,11 @@ def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReport
     hparams = config.resolve_hparams(options.hparam_overrides)
     run_dir = run_folder(config, options)
     make_runs_folder(run_dir)
-    return _run_in_folder(config, options, reporter, hparams, run_dir)
+    # The chief alone writes trial.json and checkpoints, so it alone locks; the other ranks of a
+    # second torchrun job fail with their chief.
+    chief = int(os.environ.get("RANK", "0")) == 0
+    with RunLock.acquire(run_dir) if chief else contextlib.nullcontext():
+        return _run_in_folder(config, options, reporter, hparams, run_dir)
 
 
 def run_folder(config: ExperimentConfig, options: RunOptions) -> pathlib.Path:
