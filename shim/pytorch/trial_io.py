@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import shim
-from shim.errors import ShimError
+from shim.errors import UserInputError
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.retention import (
     CheckpointRecord,
@@ -171,7 +171,7 @@ def _remove_leftovers(base: pathlib.Path, run_id: str) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-class DamagedCheckpoint(ShimError):
+class DamagedCheckpoint(UserInputError):
     """A checkpoint whose files cannot be resumed from as they are: the user must act."""
 
 
@@ -201,9 +201,7 @@ def _is_local(core: Any) -> bool:
 
 def _load_list(targets: list[Any], states: list[Any], what: str) -> None:
     if len(targets) != len(states):
-        from shim.errors import ShimError
-
-        raise ShimError(
+        raise UserInputError(
             f"the checkpoint holds {len(states)} {what} state(s) but the trial wrapped "
             f"{len(targets)}; the trial changed since it was saved: start over with --fresh"
         )
