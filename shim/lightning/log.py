@@ -122,13 +122,14 @@ class LogCollector:
             self._stepped_too.add(name)
         if on_step:
             key = f"{name}_step" if on_epoch else name
-            if self.current_hook in _VALIDATION_BATCH_HOOKS:
-                self.callback_metrics[key] = number
-            else:
+            if logger is not False:
+                self.logged_metrics[key] = number
+            # Lightning's callback_metrics take step values only in training (`name` and
+            # `name_step`); validation contributes its epoch values alone.
+            if self.current_hook not in _VALIDATION_BATCH_HOOKS:
                 self.step_metrics[key] = number
                 self.callback_metrics[key] = number
-                if logger is not False:
-                    self.logged_metrics[key] = number
+                self.callback_metrics[name] = number
         if on_epoch:
             stage = "val" if "validation" in self.current_hook else "train"
             size = batch_size if batch_size is not None else extract_batch_size(self.batch)
@@ -148,14 +149,22 @@ class LogCollector:
         return out
 
     def finish_epoch(self, stage: str) -> dict[str, float]:
-        """Reduce the epoch's values (``name_epoch`` where the name was also logged per step)."""
-        out: dict[str, Any] = {}
+        """Reduce the epoch's values. A name also logged per step is ``name_epoch`` for the
+        logger, and both ``name`` and ``name_epoch`` in ``callback_metrics``, as in Lightning.
+
+        Returns what the epoch reports: the validation metrics are what ``callback_metrics``
+        holds (so ``searcher.metric: name`` finds ``name``); the training epoch values are what
+        Lightning's logger gets."""
+        logged: dict[str, Any] = {}
+        callback: dict[str, Any] = {}
         for name, bucket in self._epoch[stage].items():
-            out[f"{name}_epoch" if name in self._stepped_too else name] = bucket.result()
+            value = bucket.result()
+            key = f"{name}_epoch" if name in self._stepped_too else name
+            logged[key] = callback[key] = callback[name] = value
         self._epoch[stage] = {}
-        self.callback_metrics.update(out)
-        self.logged_metrics.update(out)
-        return out
+        self.callback_metrics.update(callback)
+        self.logged_metrics.update(logged)
+        return callback if stage == "val" else logged
 
     def state_dict(self) -> dict[str, Any]:
         return {
