@@ -1,7 +1,7 @@
 """The Lightning oracles and the legacy trial fixtures they run.
 
-mnist_like trains under the installed Lightning 2.x; gan and lr_schedulers are 1.x-only (2.x
-refuses them) and train under Lightning 1.9 in its own virtualenv.
+mnist_like and dropout train under the installed Lightning 2.x and under 1.9; gan and
+lr_schedulers are 1.x-only (2.x refuses them) and train under Lightning 1.9 in its own virtualenv.
 """
 
 from __future__ import annotations
@@ -18,17 +18,25 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from torch.utils.data import TensorDataset
 
 from shim.config import load_experiment_config
 from shim.imports import determined_namespace, load_entrypoint, trial_folder
+from shim.pytorch.data import DataLoader
 from tests.oracle.fixture_spec import OracleError, load_fixture
 from tests.oracle.fixtures import pl19_python_fixture  # noqa: F401  (provides pl19_python)
-from tests.oracle.lightning_run import main, run_lightning, run_lightning_in
+from tests.oracle.lightning_run import RunTrialShuffle, main, run_lightning, run_lightning_in
 from tests.oracle.pl19 import PL19_STEPS, REPO, Pl19EnvError, ensure_venv
 
 FIXTURES = REPO / "fixtures"
 MNIST, GAN, SCHEDULERS = FIXTURES / "mnist_like", FIXTURES / "gan", FIXTURES / "lr_schedulers"
-TRIALS = {MNIST: "MNISTLikeTrial", GAN: "GANTrial", SCHEDULERS: "LRSchedulersTrial"}
+DROPOUT = FIXTURES / "dropout"
+TRIALS = {
+    MNIST: "MNISTLikeTrial",
+    GAN: "GANTrial",
+    SCHEDULERS: "LRSchedulersTrial",
+    DROPOUT: "DropoutTrial",
+}
 BATCHES_PER_EPOCH = 256 // 32
 # A first build of the 1.9 environment takes minutes.
 PL19_TIMEOUT = pytest.mark.timeout(900)
@@ -175,6 +183,20 @@ def test_another_seed_gives_other_weights(mnist_run: dict[str, Any]) -> None:
     assert not equal_weights(other["state_dict"], mnist_run["state_dict"])
 
 
+def test_the_dropout_module_learns_and_one_seed_gives_one_result_despite_its_draws() -> None:
+    first = run_lightning(DROPOUT, epochs=3, seed=42)
+    module, (features, labels) = untrained(DROPOUT, seed=42)
+    with torch.no_grad():
+        before = float(torch.nn.functional.cross_entropy(module(features), labels))
+    logged = first["logged"]
+    assert logged["val_loss"] == logged["val_loss_epoch"] < before / 2
+    assert (first["global_step"], first["epochs"]) == (3 * BATCHES_PER_EPOCH, 3)
+    again = run_lightning(DROPOUT, epochs=3, seed=42)
+    assert equal_weights(again["state_dict"], first["state_dict"])
+    calm = run_lightning(DROPOUT, epochs=3, seed=42, hparams={"dropout": 0.0})
+    assert not equal_weights(calm["state_dict"], first["state_dict"])
+
+
 def test_hparam_overrides_reach_the_module() -> None:
     result = run_lightning(MNIST, epochs=1, seed=3, hparams={"lr": 0.05, "hidden_size": 7})
     assert result["lrs"] == [0.05]
@@ -203,12 +225,24 @@ def test_lightning_2_refuses_the_lr_schedulers_module_for_its_epoch_end_hooks() 
         run_lightning(SCHEDULERS, epochs=1, seed=0)
 
 
+def test_a_shuffled_oracle_trains_on_run_trials_order(mnist_run: dict[str, Any]) -> None:
+    """Each epoch's permutation is the one run-trial's DataLoader(shuffle=True) makes from the
+    seed, drawing nothing from the global RNG; the order reaches the Trainer."""
+    size = 256
+    sampler = RunTrialShuffle(range(size), seed=3)
+    ours = DataLoader(TensorDataset(torch.arange(size)), batch_size=size, shuffle=True)
+    ours.set_shuffle_seed(3)
+    stream = iter(ours.get_data_loader(repeat=True))
+    before = torch.get_rng_state()
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        assert list(sampler) == next(stream)[0].tolist()
+    assert torch.equal(torch.get_rng_state(), before)
+    shuffled = run_lightning(MNIST, epochs=2, seed=3, hparams={"shuffle": True})
+    assert not equal_weights(shuffled["state_dict"], mnist_run["state_dict"])
+
+
 # --- the oracle's errors -------------------------------------------------------------------------
-
-
-def test_a_shuffled_run_is_refused_as_an_oracle() -> None:
-    with pytest.raises(OracleError, match="shuffle is on"):
-        run_lightning(MNIST, epochs=1, seed=0, hparams={"shuffle": True})
 
 
 def test_overriding_an_unknown_hparam_is_refused() -> None:
@@ -309,6 +343,21 @@ def test_lightning_1_9_and_2_agree_bitwise_on_the_mnist_like_classifier(
     old = run_lightning_in(pl19_python, MNIST, epochs=2, seed=3)
     assert equal_weights(old["state_dict"], mnist_run["state_dict"])
     assert old["global_step"] == mnist_run["global_step"]
+
+
+@pytest.mark.slow
+@PL19_TIMEOUT
+def test_lightning_1_9_and_2_draw_in_another_order_so_the_dropout_weights_differ(
+    pl19_python: pathlib.Path,
+) -> None:
+    """1.9 creates epoch 0's iterator after on_train_epoch_start (2.x before on_train_start) and
+    the validation one after on_validation_epoch_start (2.x before on_validation_start): the
+    fixture's hooks draw too, so each Lightning gets other numbers. run-trial follows each."""
+    old = run_lightning_in(pl19_python, DROPOUT, epochs=3, seed=42)
+    new = run_lightning(DROPOUT, epochs=3, seed=42)
+    assert old["global_step"] == new["global_step"] == 3 * BATCHES_PER_EPOCH
+    assert not equal_weights(old["state_dict"], new["state_dict"])
+    assert old["logged"]["val_shifted_loss"] != new["logged"]["val_shifted_loss"]
 
 
 @pytest.mark.slow

@@ -48,6 +48,9 @@ class LightningAdapter(PyTorchTrial):
 
     # Lightning validates at the end of an epoch before training_epoch_end/on_train_epoch_end.
     _shim_validate_before_epoch_end = True
+    # Lightning calls iter(train_loader) every epoch, after on_train_epoch_start; each call
+    # draws the loader's base seed from torch's RNG (see shim.pytorch.train_stream).
+    _shim_iterator_per_epoch = True
 
     def __init__(
         self,
@@ -64,6 +67,11 @@ class LightningAdapter(PyTorchTrial):
         self._hooks = ModuleHooks(lm)
         self._log = LogCollector()
         self._lightning_major = lightning_major(lm)
+        # Where Lightning 2.x creates data iterators: epoch 0's before on_train_start, the
+        # validation one before on_validation_start; 1.x creates both after the epoch-start hook.
+        self._shim_first_iterator_early = self._shim_validation_iterator_first = (
+            self._lightning_major >= 2
+        )
         self._trainer = TrainerStub(self, self._precision.lightning_name(self._lightning_major))
         self._epoch_outputs: list[Any] = []
         self._validation_outputs: list[Any] = []

@@ -4,7 +4,9 @@ Written only against the Core API surface (``core.checkpoint``, ``core.train``, 
 ``core.distributed``), so the same loop runs on ``shim.core`` and on a real ``det.core`` context.
 Order per DESIGN section 4: build loaders, create the training iterator, restore the checkpoint
 (RNG last, so nothing drawn while building disturbs it), then train until the searcher length,
-validating and checkpointing on their periods, checking preemption after every batch.
+validating and checkpointing on their periods, checking preemption after every batch. A
+LightningAdapter trial gets a new iterator each epoch where Lightning creates it
+(``shim.pytorch.train_stream``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shim.pytorch.lr_scheduler import LRScheduler, lr_steps_after_batch
 from shim.pytorch.periods import Period, total_batches
 from shim.pytorch.reducer import average_training_metrics
 from shim.pytorch.state import TrialState, seed_everything
+from shim.pytorch.train_stream import TrainStream
 from shim.pytorch.trial import EndEpoch, PyTorchTrial
 from shim.pytorch.trial_io import CheckpointIO
 from shim.pytorch.validation import Validator
@@ -105,7 +108,7 @@ class TrialController:
 
     # -- set-up ---------------------------------------------------------------------------------
 
-    def _build_loaders(self) -> Iterator[Any]:
+    def _build_loaders(self) -> None:
         dist = self._core.distributed
         train = checked_loader(
             self.trial.build_training_data_loader(), "build_training_data_loader"
@@ -124,26 +127,26 @@ class TrialController:
         self.total = total_batches(self._plan.max_length, self.epoch_len, gbs)
         self._validate_every = Period.from_length(self._plan.validation_period, gbs)
         self._checkpoint_every = Period.from_length(self._plan.checkpoint_period, gbs)
-        self._train_loader = train
-        # Created before the restore, as Determined does: creating it draws from torch's RNG.
-        return self._train_iterator()
-
-    def _train_iterator(self) -> Iterator[Any]:
-        """Training batches from ``state.batches_trained`` on, this rank's shard, repeating."""
-        dist = self._core.distributed
-        return iter(
-            self._train_loader.get_data_loader(
-                repeat=True,
-                skip=self.state.batches_trained,
-                num_replicas=dist.size,
-                rank=dist.rank,
-            )
+        # One repeating iterator (Determined), or one per epoch (Lightning: the trial says).
+        self._stream = TrainStream(
+            train,
+            epoch_len=self.epoch_len,
+            num_replicas=dist.size,
+            rank=dist.rank,
+            per_epoch=getattr(self.trial, "_shim_iterator_per_epoch", False),
+            first_early=getattr(self.trial, "_shim_first_iterator_early", False),
         )
+        start = self.state.batches_trained
+        self._stream.seek(start)
+        # Created before the restore, as Determined does: creating an iterator draws from
+        # torch's RNG, and the restore puts back the RNG of a run that had created it.
+        if self._latest is not None and self._stream.open_at_checkpoint(start):
+            self._stream.open(start)
 
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        iterator = self._build_loaders()
+        self._build_loaders()
         self._io = CheckpointIO(
             self._core, self.context, self.callbacks, self._plan, self._plan.run_id
         )
@@ -171,12 +174,16 @@ class TrialController:
         )
         status = "failed"
         try:
+            if self._stream.opens_early(self.state.batches_trained):
+                self._stream.open(0)  # Lightning 2.x: before on_train_start
             for callback in self.callbacks.values():
                 callback.on_training_start()
+            # Not again after a restart from its own checkpoint (Determined: no earlier validation).
             initial = self._plan.perform_initial_validation and self.state.batches_trained == 0
+            initial = initial and self.state.last_validated is None
             if initial and self._validate():
                 self._checkpoint()
-            status = self._train(iterator)
+            status = self._train()
         finally:
             self.trial._shim_on_run_end(status)
             for callback in self.callbacks.values():
@@ -184,7 +191,7 @@ class TrialController:
             self.context._close()
         return self._result(status)
 
-    def _train(self, iterator: Iterator[Any]) -> str:
+    def _train(self) -> str:
         # Per-batch work is kept to attribute reads: the loop must cost little next to a step.
         device = self.context.device
         on_cpu = device.type == "cpu"  # loader batches are on the CPU already
@@ -197,12 +204,18 @@ class TrialController:
         on_batch = self._reporter.on_batch if self._reporter is not None else None
         epoch_len, unit, state = self.epoch_len, self._plan.scheduling_unit, self.state
         dist_size = self._core.distributed.size
+        stream = self._stream
+        iterator: Iterator[Any] | None = None
         while state.batches_trained < self.total:
             idx = state.batches_trained
             epoch = idx // epoch_len
             if idx % epoch_len == 0:
                 for callback in self.callbacks.values():
                     callback.on_training_epoch_start(epoch)
+                # After on_train_epoch_start, where Lightning calls iter(train_loader).
+                iterator = stream.open(idx)
+            elif iterator is None:  # resumed mid-epoch: the one created before the restore
+                iterator = stream.open(idx)
             batch = next(iterator)
             position.batch_idx = idx
             try:
@@ -247,12 +260,12 @@ class TrialController:
         self._checkpoint()  # the end always leaves a current checkpoint
         return "completed"
 
-    def _end_epoch_early(self, epoch: int) -> Iterator[Any]:
+    def _end_epoch_early(self, epoch: int) -> Iterator[Any] | None:
         """``on_train_batch_start`` returned -1: skip to the next epoch, as Lightning does
         (the epoch ends without its end-of-epoch validation)."""
         self.state.batches_trained = min((epoch + 1) * self.epoch_len, self.total)
         self._finish_epoch(epoch)
-        return self._train_iterator()
+        return self._stream.end_epoch((epoch + 1) * self.epoch_len)
 
     def _finish_epoch(self, epoch: int) -> None:
         self.state.epochs_trained = epoch + 1

@@ -34,7 +34,10 @@ class Validator:
 
     def run(self, batches: int, epochs: float) -> dict[str, Any]:
         dist = self._core.distributed
-        loader = self._loader.get_data_loader(num_replicas=dist.size, rank=dist.rank)
+        loader: Any = self._loader.get_data_loader(num_replicas=dist.size, rank=dist.rank)
+        if getattr(self._trial, "_shim_validation_iterator_first", False):
+            # Lightning 2.x creates the iterator (a draw from torch's RNG) before the hooks.
+            loader = iter(loader)
         modes = [(m, m.training) for model in self._context.models for m in model.modules()]
         for model in self._context.models:
             model.eval()

@@ -21,7 +21,7 @@ from typing import Any
 
 from tests.oracle.fixture_spec import OracleError, load_fixture
 
-__all__ = ["OracleError", "main", "run_lightning", "run_lightning_in"]
+__all__ = ["OracleError", "RunTrialShuffle", "main", "run_lightning", "run_lightning_in"]
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 # Set by seed_everything and deterministic=True; put back so the caller's process is unchanged.
@@ -31,8 +31,12 @@ _ENV_KEYS = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "CUBLAS_WORKSPACE_CONFIG")
 def run_lightning(
     fixture_dir: pathlib.Path, *, epochs: int, seed: int, hparams: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Fit the fixture's module for ``epochs`` epochs on its unshuffled data, batch size
-    ``global_batch_size``, seeding with ``seed`` right before the module is built.
+    """Fit the fixture's module for ``epochs`` epochs, batch size ``global_batch_size``, seeding
+    with ``seed`` right before the module is built.
+
+    With the ``shuffle`` hyperparameter on, the training data comes in run-trial's order: the
+    permutation of epoch ``e`` is the one ``DataLoader(shuffle=True)`` with shuffle seed ``seed``
+    yields, and, like it, draws nothing from the global RNG.
 
     Returns ``state_dict`` (CPU tensors), ``global_step``, ``epochs``, ``lrs`` (the last lr of
     each optimizer's first param group) and ``logged`` (``trainer.callback_metrics`` as floats).
@@ -41,11 +45,6 @@ def run_lightning(
         raise OracleError(f"epochs must be at least 1, got {epochs}")
     spec = load_fixture(pathlib.Path(fixture_dir))
     values = spec.hparams(hparams)
-    if values.get("shuffle"):
-        raise OracleError(
-            f"{spec.directory / 'const.yaml'}: shuffle is on; Lightning and Determined shuffle "
-            "differently, so only an unshuffled run is an oracle. Override shuffle=False"
-        )
     batch_size = int(values["global_batch_size"])
     # Imported once the arguments are known to be good: a refusal costs no Lightning import.
     import pytorch_lightning as pl
@@ -57,7 +56,9 @@ def run_lightning(
         datamodule = spec.build_datamodule(values)
         datamodule.prepare_data()
         datamodule.setup("fit")
-        train = DataLoader(datamodule.train_dataloader().dataset, batch_size=batch_size)
+        dataset = datamodule.train_dataloader().dataset
+        sampler = RunTrialShuffle(dataset, seed) if values.get("shuffle") else None
+        train = DataLoader(dataset, batch_size=batch_size, sampler=sampler)
         val = DataLoader(datamodule.val_dataloader().dataset, batch_size=batch_size)
         trainer = pl.Trainer(
             max_epochs=epochs,
@@ -73,6 +74,26 @@ def run_lightning(
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         return _result(module, trainer)
+
+
+class RunTrialShuffle:
+    """A sampler with run-trial's shuffled order: Lightning calls ``set_epoch`` before each
+    training epoch (as for a ``DistributedSampler``); nothing is drawn from the global RNG."""
+
+    def __init__(self, dataset: Any, seed: int) -> None:
+        from shim.pytorch.samplers import SeededRandomSampler
+
+        self._permutations = SeededRandomSampler(dataset, seed=seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._permutations.permutation(self.epoch))
+
+    def __len__(self) -> int:
+        return len(self._permutations)
 
 
 def run_lightning_in(
