@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import types
 import warnings
+import weakref
 from typing import Any
 
 from shim.errors import ShimError
+from shim.lightning import legacy_api
 from shim.lightning.bindings import (
     HookScope,
     clip_gradients,
@@ -51,6 +53,15 @@ class LightningAdapter(PyTorchTrial):
     # Lightning calls iter(train_loader) every epoch, after on_train_epoch_start; each call
     # draws the loader's base seed from torch's RNG (see shim.pytorch.train_stream).
     _shim_iterator_per_epoch = True
+    _legacy: legacy_api.LegacyScope
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LightningAdapter:
+        # Before the subclass's __init__ body, where legacy trials call dm.size(): the removed
+        # 1.x APIs exist from here to the end of the run (or until the trial is collected).
+        adapter = super().__new__(cls)
+        adapter._legacy = legacy_api.install()
+        weakref.finalize(adapter, adapter._legacy.close)
+        return adapter
 
     def __init__(
         self,
@@ -96,6 +107,8 @@ class LightningAdapter(PyTorchTrial):
 
     def _bind_module(self, lm: Any) -> None:
         lm.trainer = self._trainer
+        if self._lightning_major == 1:
+            legacy_api.copy_precision(lm, self._trainer.precision)
         lm.log = self._log.log
         lm.log_dict = self._log.log_dict
         lm.print = types.MethodType(print_on_rank_zero, lm)
@@ -164,12 +177,15 @@ class LightningAdapter(PyTorchTrial):
 
     def _shim_on_run_end(self, status: str) -> None:
         hooks = self._hooks
-        if status == "completed":
-            for hook in (hooks.on_train_end, hooks.on_fit_end):
-                if hook is not None:
-                    hook()
-        if hooks.teardown is not None:
-            hooks.teardown("fit")
+        try:
+            if status == "completed":
+                for hook in (hooks.on_train_end, hooks.on_fit_end):
+                    if hook is not None:
+                        hook()
+            if hooks.teardown is not None:
+                hooks.teardown("fit")
+        finally:
+            self._legacy.close()
 
     # -- used by the training step and the callback -----------------------------------------------
 
