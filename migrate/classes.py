@@ -10,11 +10,22 @@ import builtins
 import enum
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 
-__all__ = ["ClassInfo", "Kind", "ModuleClasses", "find_classes", "kind_of_name", "resolve_kinds"]
+from .walk import iter_nodes
+
+__all__ = [
+    "ClassInfo",
+    "Kind",
+    "ModuleClasses",
+    "find_classes",
+    "kind_of_name",
+    "reached_modules",
+    "references",
+    "resolve_kinds",
+]
 
 _LIGHTNING_ROOTS = frozenset({"pytorch_lightning", "lightning"})
 _ADAPTER_ROOTS = frozenset({"determined", "shim"})
@@ -31,16 +42,19 @@ _NEVER_LOCAL = (
 class Kind(enum.Enum):
     MODULE = "LightningModule"
     TRIAL = "LightningAdapter"
+    DATAMODULE = "LightningDataModule"
 
 
 @dataclass
 class ClassInfo:
-    """A class statement: its name, node, bases as dotted names, and (once known) its kind."""
+    """A class statement: its name, node, bases as dotted names, (once known) its kind, and the
+    names the file's imports bind (``{"pl": "pytorch_lightning", "GAN": "gan.GAN"}``)."""
 
     name: str
     node: cst.ClassDef
     bases: tuple[str, ...]
     kind: Kind | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def may_be_local_subclass(self) -> bool:
@@ -52,11 +66,14 @@ class ClassInfo:
 
 @dataclass(frozen=True)
 class ModuleClasses:
-    """What other files need to know about one file's classes: names, bases and kinds."""
+    """What other files need to know about one file's classes: names, bases and kinds, and the
+    names each class that is (or may be) a trial refers to, for :func:`reached_modules`."""
 
     path: str
     kinds: Mapping[str, Kind]
     pending: Mapping[str, tuple[str, ...]]
+    bases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    references: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def kind_of_name(qualified: str) -> Kind | None:
@@ -64,6 +81,8 @@ def kind_of_name(qualified: str) -> Kind | None:
     parts = qualified.split(".")
     if parts[-1] == "LightningModule" and parts[0] in _LIGHTNING_ROOTS:
         return Kind.MODULE
+    if parts[-1] == "LightningDataModule" and parts[0] in _LIGHTNING_ROOTS:
+        return Kind.DATAMODULE
     if parts[-1] == "LightningAdapter" and parts[0] in _ADAPTER_ROOTS:
         return Kind.TRIAL
     return None
@@ -82,7 +101,7 @@ def find_classes(module: cst.Module) -> list[ClassInfo]:
             bases = tuple(
                 q for q in (_qualify(arg.value, aliases) for arg in stmt.bases) if q is not None
             )
-            classes.append(ClassInfo(stmt.name.value, stmt, bases))
+            classes.append(ClassInfo(stmt.name.value, stmt, bases, names=aliases))
     _resolve_locally(classes, stars)
     return classes
 
@@ -107,6 +126,62 @@ def resolve_kinds(files: Sequence[ModuleClasses]) -> dict[tuple[str, str], Kind]
                         changed = True
                         break
     return known
+
+
+def references(info: ClassInfo) -> frozenset[str]:
+    """The dotted names a class body refers to, through the file's imports (``gan.GAN``)."""
+    found: set[str] = set()
+    for node in iter_nodes(info.node.body, (cst.Name, cst.Attribute)):
+        dotted = _dotted(node) if isinstance(node, cst.Name | cst.Attribute) else None
+        if dotted is not None:
+            found.add(_qualify_dotted(dotted, info.names))
+    return frozenset(found)
+
+
+def reached_modules(
+    files: Sequence[ModuleClasses], kinds: Mapping[tuple[str, str], Kind]
+) -> set[tuple[str, str]]:
+    """The module classes a trial of ``files`` refers to (e.g. builds and wraps), and their
+    module base classes: ``(path, class name)``."""
+    # Module classes by name: a reference is looked up among the few classes of that name.
+    homes: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for info in files:
+        for name in info.bases:
+            if info.kinds.get(name) is Kind.MODULE or name in info.pending:
+                homes.setdefault(name, []).append((info.path, _module_parts(info.path)))
+    by_path = {info.path: info for info in files}
+    work: list[tuple[str, str]] = []
+    for info in files:
+        for name, names in info.references.items():
+            if kinds.get((info.path, name)) is Kind.TRIAL:
+                work.extend(_locate(ref, info.path, homes) for ref in names)
+    reached: set[tuple[str, str]] = set()
+    while work:
+        key = work.pop()
+        if key in reached or kinds.get(key) is not Kind.MODULE:
+            continue
+        reached.add(key)
+        bases = by_path[key[0]].bases.get(key[1], ())
+        work.extend(_locate(base, key[0], homes) for base in bases)
+    return reached
+
+
+def _locate(
+    name: str, where: str, homes: Mapping[str, list[tuple[str, tuple[str, ...]]]]
+) -> tuple[str, str]:
+    """The ``(path, class)`` that ``name``, as written in the file ``where``, may denote."""
+    module, _, cls = name.lstrip(".").rpartition(".")
+    wanted = tuple(module.split(".")) if module else ()
+    for path, parts in homes.get(cls, ()):
+        if (path == where and not wanted) or (wanted and parts[-len(wanted) :] == wanted):
+            return path, cls
+    return "", name
+
+
+def _qualify_dotted(dotted: str, aliases: Mapping[str, str]) -> str:
+    head, _, rest = dotted.partition(".")
+    target = aliases.get(head, head)
+    return f"{target}.{rest}" if rest else target
 
 
 def _top_level(
@@ -168,11 +243,7 @@ def _dotted(node: cst.BaseExpression | None) -> str | None:
 
 def _qualify(expr: cst.BaseExpression, aliases: Mapping[str, str]) -> str | None:
     dotted = _dotted(expr)
-    if dotted is None:
-        return None
-    head, _, rest = dotted.partition(".")
-    target = aliases.get(head, head)
-    return f"{target}.{rest}" if rest else target
+    return None if dotted is None else _qualify_dotted(dotted, aliases)
 
 
 def _resolve_locally(classes: list[ClassInfo], stars: Sequence[str]) -> None:

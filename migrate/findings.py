@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,7 +24,11 @@ _SPLIT = re.compile(r"[,\s]+")
 
 @dataclass(frozen=True, order=True)
 class Finding:
-    """One finding. ``line`` and ``column`` are 1-based; the order is (path, line, column, code)."""
+    """One finding. ``line`` and ``column`` are 1-based; the order is (path, line, column, code).
+
+    ``conditional``: the verdict holds only once a trial wraps the class (no linted trial does),
+    so it is worded, and reported, as a warning.
+    """
 
     path: str
     line: int
@@ -35,13 +38,34 @@ class Finding:
     fix: str
     hook: str
     status: str
+    conditional: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def make_finding(path: str, line: int, column: int, hook: Hook, subject: str) -> Finding:
-    """Build the finding for ``hook``; ``subject`` names what was found, e.g. `` `test_step` ``."""
+def make_finding(
+    path: str,
+    line: int,
+    column: int,
+    hook: Hook,
+    subject: str,
+    *,
+    unwrapped_class: str | None = None,
+) -> Finding:
+    """Build the finding for ``hook``; ``subject`` names what was found, e.g. `` `test_step` ``.
+
+    ``unwrapped_class``: the module class it was found in, which no linted trial wraps; a
+    rejection then is what happens once one does.
+    """
+    if unwrapped_class is not None and hook.status is Status.REJECTED:
+        verdict = (
+            f"would be rejected once a trial wraps `{unwrapped_class}` (no trial in the linted "
+            "files does)"
+        )
+        message = f"{subject} {verdict}: {hook.reason}"
+        status = hook.status.value
+        return Finding(path, line, column, hook.code, message, hook.fix, hook.name, status, True)
     message = f"{subject} {_VERBS[hook.status]}: {hook.reason}"
     return Finding(path, line, column, hook.code, message, hook.fix, hook.name, hook.status.value)
 
@@ -55,12 +79,3 @@ def is_suppressed(line_text: str, code: str) -> bool:
         if any(code.startswith(c.upper()) for c in _SPLIT.split(codes.strip()) if c):
             return True
     return False
-
-
-def suppress(findings: Iterable[Finding], lines: Sequence[str]) -> list[Finding]:
-    """Drop the findings a ``# noqa`` comment on their line suppresses."""
-    return [
-        f
-        for f in findings
-        if not (f.line <= len(lines) and is_suppressed(lines[f.line - 1], f.code))
-    ]

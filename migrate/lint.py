@@ -2,7 +2,8 @@
 
 Files are analysed independently (in parallel with ``jobs`` > 1); a class whose base may be a
 module or trial class of another linted file is checked both ways, and the right set of findings
-is kept once every file's classes are known.
+is kept once every file's classes are known. Only then is it known which module classes a trial
+wraps: a rejection in a module no linted trial wraps is worded as what happens once one does.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from shim.hooks import rules_by_code
+from shim.hooks import HOOKS, Status, rules_by_code
 
-from .classes import Kind, ModuleClasses, find_classes, resolve_kinds
+from .classes import Kind, ModuleClasses, find_classes, reached_modules, references, resolve_kinds
 from .errors import SourceError, UsageError
 from .files import discover
-from .findings import Finding, make_finding, suppress
+from .findings import Finding, is_suppressed, make_finding
 from .positions import locate
 from .rules import Candidate, check_class, trigger_tokens
 from .source import parse, read_source
@@ -38,16 +39,28 @@ class LintResult:
 
 
 @dataclass(frozen=True)
+class _ClassFindings:
+    """One class's findings read as ``kind``; ``pending``: only if other files confirm the kind.
+    ``subjects`` go with ``findings``, to reword them once it is known whether a trial wraps
+    the class."""
+
+    name: str
+    kind: Kind
+    pending: bool
+    findings: tuple[Finding, ...]
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _FileReport:
     classes: ModuleClasses
-    findings: tuple[Finding, ...] = ()
-    # findings of classes whose kind another file may decide: (class, kind) -> findings
-    pending: dict[tuple[str, Kind], tuple[Finding, ...]] = field(default_factory=dict)
+    groups: tuple[_ClassFindings, ...] = ()
 
 
 def lint_source(text: str, path: str = "<string>") -> list[Finding]:
     """Lint one file's text; raises :class:`SourceError` if it does not parse."""
-    return sorted(_analyse(text, path).findings)
+    report = _analyse(text, path)
+    return sorted(_collect([report]))
 
 
 def lint_paths(paths: Sequence[str], *, exclude: Sequence[str] = (), jobs: int = 1) -> LintResult:
@@ -61,12 +74,7 @@ def lint_paths(paths: Sequence[str], *, exclude: Sequence[str] = (), jobs: int =
         else:
             reports.append(outcome)
     result.files_checked = len(reports)
-    kinds = resolve_kinds([report.classes for report in reports])
-    for report in reports:
-        result.findings.extend(report.findings)
-        for (name, kind), findings in report.pending.items():
-            if kinds.get((report.classes.path, name)) is kind:
-                result.findings.extend(findings)
+    result.findings.extend(_collect(reports))
     result.findings.sort()
     result.errors.sort(key=lambda error: error.path)
     return result
@@ -97,6 +105,35 @@ def select_codes(
     ]
 
 
+def _collect(reports: Sequence[_FileReport]) -> list[Finding]:
+    """The findings of every class whose kind held up, worded by whether a trial wraps it."""
+    summaries = [report.classes for report in reports]
+    kinds = resolve_kinds(summaries)
+    rejected = Status.REJECTED.value
+    needed = any(
+        g.kind is Kind.MODULE and any(f.status == rejected for f in g.findings)
+        for report in reports
+        for g in report.groups
+    )
+    reached = reached_modules(summaries, kinds) if needed else set()
+    out: list[Finding] = []
+    for report in reports:
+        path = report.classes.path
+        for group in report.groups:
+            if group.pending and kinds.get((path, group.name)) is not group.kind:
+                continue
+            if group.kind is not Kind.MODULE or (path, group.name) in reached:
+                out.extend(group.findings)
+                continue
+            for finding, subject in zip(group.findings, group.subjects, strict=True):
+                if finding.status == rejected:
+                    hook = HOOKS[finding.hook]
+                    where = (finding.path, finding.line, finding.column)
+                    finding = make_finding(*where, hook, subject, unwrapped_class=group.name)
+                out.append(finding)
+    return out
+
+
 def _lint_file(path: str) -> _FileReport | SourceError:
     try:
         return _analyse(read_source(path), path)
@@ -108,32 +145,44 @@ def _analyse(text: str, path: str) -> _FileReport:
     module = parse(text, path)
     classes = find_classes(module)
     tokens = trigger_tokens(text)
+    datamodules = {info.name: info.node for info in classes if info.kind is Kind.DATAMODULE}
     checked: list[tuple[str, Kind, bool, list[Candidate]]] = []
     for info in classes:
         if info.kind is not None:
-            checked.append((info.name, info.kind, False, check_class(info, info.kind, tokens)))
+            found = check_class(info, info.kind, tokens, datamodules)
+            checked.append((info.name, info.kind, False, found))
         elif info.may_be_local_subclass:
             for kind in Kind:
-                checked.append((info.name, kind, True, check_class(info, kind, tokens)))
-    candidates = [c for *_, found in checked for c in found]
+                found = check_class(info, kind, tokens, datamodules)
+                checked.append((info.name, kind, True, found))
     summary = ModuleClasses(
         path,
         {info.name: info.kind for info in classes if info.kind is not None},
         {info.name: info.bases for info in classes if info.may_be_local_subclass},
+        {info.name: info.bases for info in classes},
+        {
+            info.name: references(info)
+            for info in classes
+            if info.kind is Kind.TRIAL or info.may_be_local_subclass
+        },
     )
+    candidates = [c for *_, found in checked for c in found]
     if not candidates:
         return _FileReport(summary)
     positions = locate(module, (c.node for c in candidates))
     lines = _LINES.split(text)
-    known: list[Finding] = []
-    pending: dict[tuple[str, Kind], tuple[Finding, ...]] = {}
+    groups: list[_ClassFindings] = []
     for name, kind, is_pending, found in checked:
-        findings = suppress((_finding(path, c, positions) for c in found), lines)
-        if is_pending:
-            pending[name, kind] = tuple(findings)
-        else:
-            known.extend(findings)
-    return _FileReport(summary, tuple(known), pending)
+        pairs = [(_finding(path, c, positions), c.subject) for c in found]
+        kept = [(f, subject) for f, subject in pairs if not _silenced(f, lines)]
+        if kept:
+            findings, subjects = zip(*kept, strict=True)
+            groups.append(_ClassFindings(name, kind, is_pending, findings, subjects))
+    return _FileReport(summary, tuple(groups))
+
+
+def _silenced(finding: Finding, lines: Sequence[str]) -> bool:
+    return finding.line <= len(lines) and is_suppressed(lines[finding.line - 1], finding.code)
 
 
 def _finding(path: str, candidate: Candidate, positions: dict[int, tuple[int, int]]) -> Finding:

@@ -76,9 +76,14 @@ def _github(f: Finding) -> str:
     def prop(text: str) -> str:
         return data(text).replace(":", "%3A").replace(",", "%2C")
 
-    level = _LEVEL.get(f.status, "warning")
+    level = _level(f)
     where = f"file={prop(f.path)},line={f.line},col={f.column},title={prop(f.code)}"
     return f"::{level} {where}::{data(f'{f.code} {f.message}. Fix: {f.fix}')}"
+
+
+def _level(f: Finding) -> str:
+    # A rejection that needs a trial no linted file has is a warning until one does.
+    return "warning" if f.conditional else _LEVEL.get(f.status, "warning")
 
 
 def _rule_dict(code: str, hooks: Sequence[Hook]) -> dict[str, Any]:
@@ -122,7 +127,7 @@ def _sarif(
         {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
-            "level": _LEVEL.get(f.status, "warning"),
+            "level": _level(f),
             "message": {"text": f"{f.message}. Fix: {f.fix}"},
             "locations": [
                 {

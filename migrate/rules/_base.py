@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,7 +9,9 @@ import libcst as cst
 
 from shim.hooks import Hook
 
-__all__ = ["Candidate", "iter_nodes", "small_statements"]
+from ..walk import iter_nodes, iter_nodes_in_order
+
+__all__ = ["Candidate", "iter_nodes", "iter_nodes_in_order", "small_statements"]
 
 
 @dataclass(frozen=True)
@@ -40,39 +41,3 @@ def small_statements(node: cst.CSTNode) -> Iterator[cst.BaseSmallStatement]:
                 continue
             if isinstance(item, cst.CSTNode):
                 yield from small_statements(item)
-
-
-# Fields that only hold whitespace, punctuation or plain strings: skipping them makes a walk
-# over a class body some twenty times faster than a libcst visitor.
-_SKIPPED = (
-    "whitespace", "lpar", "rpar", "comma", "leading_lines", "lines_after", "header", "footer",
-    "semicolon", "colon", "dot", "equal", "trailing_whitespace", "operator", "star", "asname",
-    "default_indent", "default_newline", "encoding", "has_trailing_newline", "newline", "indent",
-    "prefix",
-)  # fmt: skip
-_FIELDS: dict[type[cst.CSTNode], tuple[str, ...]] = {}
-
-
-def _fields(kind: type[cst.CSTNode]) -> tuple[str, ...]:
-    names = _FIELDS.get(kind)
-    if names is None:
-        names = tuple(f.name for f in dataclasses.fields(kind) if not f.name.startswith(_SKIPPED))
-        _FIELDS[kind] = names
-    return names
-
-
-def iter_nodes(root: cst.CSTNode, kinds: tuple[type[cst.CSTNode], ...]) -> Iterator[cst.CSTNode]:
-    """Every node of a type in ``kinds`` under ``root`` (depth first, children in any order)."""
-    stack: list[object] = [root]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, cst.CSTNode):
-            continue
-        if isinstance(node, kinds):
-            yield node
-        for name in _fields(type(node)):
-            value = getattr(node, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif isinstance(value, tuple | list):
-                stack.extend(value)

@@ -27,6 +27,9 @@ class Scope(enum.Enum):
     ATTRIBUTE = "attribute"  # an attribute assigned on a module
     LOADERS = "loaders"  # what a validation-loader builder returns
     CONFIG = "config"  # a read of an experiment-config key
+    # a Lightning 1.x attribute or method of a module, data module or trainer that 1.6-2.0 removed
+    REMOVED_API = "removed api"
+    RETURN = "return value"  # a key of a dict that a module's step or epoch-end method returns
 
 
 @dataclass(frozen=True)

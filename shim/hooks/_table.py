@@ -17,6 +17,15 @@ _LEGACY_EPOCH_END = (
     "run-trial calls it with the epoch's outputs as Lightning 1.x did; Lightning 2.0 removed it "
     "(NotImplementedError at fit)"
 )
+_REMOVED = (
+    "removed in Lightning {version}, so Lightning 1.9 and 2.x raise AttributeError or TypeError; "
+    "run-trial provides it as Lightning 1.5 did while it runs a trial"
+)
+_DATAMODULE_FLAGS = (
+    "has_prepared_data",
+    *(f"has_{hook}_{stage}" for hook in ("setup", "teardown")
+      for stage in ("fit", "validate", "test", "predict")),
+)  # fmt: skip
 
 # The formatter would put every name on its own line; packed lists read better as a table.
 FAMILIES: tuple[Family, ...] = (
@@ -224,6 +233,71 @@ FAMILIES: tuple[Family, ...] = (
         "removed from Lightning between 1.6 and 2.0; neither Lightning 2.x nor run-trial calls it",
         "move the code to the current hook (on_train_epoch_*, on_train_batch_*, on_fit_start, "
         "on_save_checkpoint)",
+    ),
+    Family(
+        "LA309", "pre-1.0 step output keys", _L,
+        ("{'log': ...} in a step's output", "{'progress_bar': ...} in a step's output"),
+        "Lightning 1.0 stopped reading these keys; Lightning 1.9, 2.x and run-trial ignore them "
+        "without a word, so the values are never logged",
+        "log the values with self.log(name, value) (prog_bar=True for the progress bar)",
+        scope=Scope.RETURN,
+    ),
+    Family(
+        "LA310", "data module shapes and transforms", _L,
+        ("datamodule.size()", "datamodule.dims", "datamodule.train_transforms",
+         "datamodule.val_transforms", "datamodule.test_transforms",
+         "LightningDataModule(train_transforms=, val_transforms=, test_transforms=, dims=)"),
+        _REMOVED.format(version="1.7"),
+        "keep the shapes and transforms in the data module's own attributes (set in __init__) "
+        "and read those",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA311", "data module call flags", _L,
+        tuple(f"datamodule.{flag}" for flag in _DATAMODULE_FLAGS),
+        _REMOVED.format(version="1.6"),
+        "set a flag of your own in prepare_data, setup and teardown",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA312", "data module hooks called again", _L,
+        ("a repeated datamodule.prepare_data()", "a repeated datamodule.setup()",
+         "a repeated datamodule.teardown()"),
+        "Lightning 1.5 ran each data module hook once per stage and skipped repeated calls, as "
+        "run-trial does; Lightning 1.6+ runs every call, so e.g. a random split made in setup "
+        "differs between the loaders",
+        "call it once (e.g. in the trial's __init__), or make it safe to repeat (a seeded split)",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA313", "model summary", _L, ("self.summarize()", "self.model_size"),
+        _REMOVED.format(version="1.7"),
+        "use pytorch_lightning.utilities.model_summary.ModelSummary(self, max_depth=1) and its "
+        "model_size",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA314", "precision flags", _L,
+        ("self.use_amp", "self.precision", "self.trainer.use_amp", "self.trainer.amp_backend"),
+        "removed in Lightning 1.8 (use_amp) and 2.0 (precision, amp_backend); run-trial "
+        "provides them as Lightning 1.5 did while it runs a trial",
+        "read self.trainer.precision ('16-mixed', 'bf16-mixed' or '32-true' in Lightning 2.x)",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA315", "trainer device counts", _L,
+        ("self.trainer.num_gpus", "self.trainer.gpus", "self.trainer.root_gpu",
+         "self.trainer.num_processes", "self.trainer.tpu_cores"),
+        _REMOVED.format(version="1.8"),
+        "use self.trainer.num_devices, self.trainer.device_ids or self.device",
+        scope=Scope.REMOVED_API,
+    ),
+    Family(
+        "LA316", "trainer.lr_schedulers", _L, ("self.trainer.lr_schedulers",),
+        _REMOVED.format(version="1.8"),
+        "use self.trainer.lr_scheduler_configs (the same fields as attributes) or "
+        "self.lr_schedulers()",
+        scope=Scope.REMOVED_API,
     ),
     Family(
         "LA401", "custom trial callbacks", _L, ("build_callbacks",),

@@ -70,6 +70,7 @@ def test_json_output_lists_every_field(cli: Cli, tree: Path) -> None:
         "fix": rules_by_code()["LA101"][0].fix,
         "hook": "test_step",
         "status": "ignored",
+        "conditional": False,
     }
     assert run.code == 1
 

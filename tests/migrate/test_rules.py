@@ -12,6 +12,7 @@ from .conftest import MODULE_HEADER, TRIAL_HEADER, Marked, lint, marked
 
 MODULE_CLASS = "class Model(pl.LightningModule):\n"
 TRIAL_CLASS = "class Trial(LightningAdapter):\n"
+DATAMODULE_CLASS = "class DM(pl.LightningDataModule):\n"
 
 # Entries that are not plain method overrides, each written as a class body with `$` where
 # the finding must start.
@@ -104,6 +105,52 @@ for _attr in ("wrap_model", "wrap_optimizer", "wrap_lr_scheduler", "wrap_scaler"
         TRIAL_CLASS,
         f"    def __init__(self, context):\n        self.extra = $context.{_attr}(thing)\n",
     )
+# Removed Lightning 1.x APIs, as legacy trials use them (Determined's gan_mnist_pl and others).
+BODIES["datamodule.size()"] = (
+    TRIAL_CLASS,
+    "    def __init__(self, context):\n        self.dm = MNISTDataModule(context)\n"
+    "        channels, width, height = $self.dm.size()\n",
+)
+for _attr in ("dims", "train_transforms", "val_transforms", "test_transforms"):
+    BODIES[f"datamodule.{_attr}"] = (
+        DATAMODULE_CLASS,
+        f"    def setup(self, stage=None):\n        self.value = $self.{_attr}\n",
+    )
+BODIES["LightningDataModule(train_transforms=, val_transforms=, test_transforms=, dims=)"] = (
+    DATAMODULE_CLASS,
+    "    def __init__(self):\n        super().__init__($dims=(1, 28, 28))\n",
+)
+for _name, _hook in HOOKS.items():
+    if _hook.code == "LA311":
+        _flag = _name.replace("datamodule", "self")
+        BODIES[_name] = (
+            DATAMODULE_CLASS,
+            f"    def setup(self, stage=None):\n        if ${_flag}:\n            return\n",
+        )
+for _attr in ("prepare_data", "setup", "teardown"):
+    BODIES[f"a repeated datamodule.{_attr}()"] = (
+        TRIAL_CLASS,
+        f"    def __init__(self, context):\n        self.dm = MNISTDataModule()\n"
+        f"        self.dm.{_attr}()\n\n    def build_training_data_loader(self):\n"
+        f"        again = $self.dm.{_attr}()\n",
+    )
+for _name in ("self.summarize()", "self.model_size", "self.use_amp", "self.precision"):
+    BODIES[_name] = (
+        MODULE_CLASS,
+        f"    def on_fit_start(self):\n        print(${_name.removesuffix('()')})\n",
+    )
+for _name, _hook in HOOKS.items():
+    if _hook.code in ("LA314", "LA315", "LA316") and _name.startswith("self.trainer."):
+        BODIES[_name] = (
+            MODULE_CLASS,
+            f"    def on_fit_start(self):\n        print(${_name})\n",
+        )
+for _key in ("log", "progress_bar"):
+    BODIES[f"{{'{_key}': ...}} in a step's output"] = (
+        MODULE_CLASS,
+        f"    def training_step(self, batch, batch_idx):\n"
+        f"        return {{'loss': batch, $'{_key}': {{'loss': batch}}}}\n",
+    )
 
 
 def _case(name: str) -> Marked:
@@ -137,7 +184,12 @@ def test_each_entry_fires_at_the_line_and_column_of_the_method_or_call(name: str
     assert [(f.line, f.column, f.code, f.hook) for f in findings] == [
         (case.line, case.column, HOOKS[name].code, name)
     ]
-    assert f"is {HOOKS[name].status.value}" in findings[0].message
+    status = HOOKS[name].status
+    # No trial here wraps Model: a rejection in it is what happens once one does.
+    unwrapped = status is Status.REJECTED and MODULE_CLASS in case.text
+    verdict = "would be rejected once a trial wraps `Model`" if unwrapped else f"is {status.value}"
+    assert verdict in findings[0].message
+    assert findings[0].conditional is unwrapped
     assert findings[0].fix == HOOKS[name].fix
 
 
@@ -146,9 +198,9 @@ def test_the_same_code_on_a_class_that_is_neither_module_nor_trial_is_a_near_mis
     name: str,
 ) -> None:
     case = _case(name)
-    plain = case.text.replace("(pl.LightningModule)", "(Helper)").replace(
-        "(LightningAdapter)", "(Helper)"
-    )
+    plain = case.text
+    for base in ("(pl.LightningModule)", "(LightningAdapter)", "(pl.LightningDataModule)"):
+        plain = plain.replace(base, "(Helper)")
     assert lint("class Helper:\n    pass\n\n\n" + plain) == []
 
 
@@ -270,6 +322,8 @@ def test_several_loaders_returned_by_the_trial_are_rejected() -> None:
 
 
 def test_messages_name_the_subject_its_status_and_the_reason() -> None:
-    (finding,) = lint(_case("dataloader_idx").text)
+    trial = "\n\nclass Trial(LightningAdapter):\n    model = Model\n"
+    header = "from determined.pytorch.lightning import LightningAdapter\n"
+    (finding,) = lint(header + _case("dataloader_idx").text + trial)
     assert finding.message.startswith("`validation_step(dataloader_idx)` without a default")
     assert "is rejected: there is one validation loader" in finding.message
