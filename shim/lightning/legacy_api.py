@@ -90,9 +90,12 @@ class _Patches:
         self.tracked: list[weakref.ref[Any]] = []
 
     def apply(self) -> None:
+        if not any(namespace in sys.modules for namespace in _NAMESPACES):
+            # A trial may import its modules inside __init__; this package depends on this one.
+            import pytorch_lightning  # noqa: F401
         for namespace in _NAMESPACES:
             package = sys.modules.get(namespace)
-            if package is None:  # never imported: nothing of it can be in use
+            if package is None:  # never imported: nothing of it can be in use yet
                 continue
             self._patch_datamodule(package.LightningDataModule)
             self._patch_module(package.LightningModule)
@@ -133,9 +136,9 @@ class _Patches:
     def _patch_module(self, cls: type) -> None:
         self._set(cls, "summarize", _summarize)
         self._set(cls, "model_size", _Computed(_model_size))
-        self._set(cls, "use_amp", _Computed(lambda m: legacy_precision(_precision_of(m)) != 32))
+        self._set(cls, "use_amp", _Computed(lambda m: _precision_of(m) in (16, "bf16")))
         # On 1.9 ``precision`` is an instance attribute set in __init__, which shadows this.
-        self._set(cls, "precision", _Computed(lambda m: legacy_precision(_precision_of(m))))
+        self._set(cls, "precision", _Computed(_precision_of))
 
 
 # -- descriptors -------------------------------------------------------------------------------
@@ -253,13 +256,14 @@ def _once(dm: Any, name: str, hook: Callable[..., Any]) -> Callable[..., Any]:
 # -- LightningModule ---------------------------------------------------------------------------
 
 
-def _precision_of(module: Any) -> Any:
-    """The attached trainer's precision (1.5 copied it onto the module at fit); 32 without one."""
+def _precision_of(module: Any) -> int | str:
+    """The attached trainer's precision in 1.5's terms (1.5 copied it onto the module at fit;
+    ``use_amp`` was whether an AMP backend ran, i.e. 16 or bf16); 32 without a trainer."""
     try:
         trainer = module.trainer
     except RuntimeError:  # not attached
         return 32
-    return getattr(trainer, "precision", 32) if trainer is not None else 32
+    return legacy_precision(getattr(trainer, "precision", 32)) if trainer is not None else 32
 
 
 def copy_precision(module: Any, precision: Any) -> None:

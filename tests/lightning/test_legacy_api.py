@@ -88,6 +88,21 @@ def test_importing_the_shim_patches_nothing_in_lightning() -> None:
     assert done.stdout.split() == ["True", "False"]
 
 
+def test_a_trial_that_imports_lightning_only_in_its_init_still_finds_the_apis() -> None:
+    code = (
+        "import sys\n"
+        "from shim.lightning import legacy_api\n"
+        "print('pytorch_lightning' in sys.modules)\n"
+        "scope = legacy_api.install()\n"
+        "import pytorch_lightning as pl\n"
+        "print(hasattr(pl.LightningDataModule, 'size'))\n"
+        "scope.close()\n"
+        "print(hasattr(pl.LightningDataModule, 'size'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "False"]
+
+
 def test_installing_adds_each_api_and_closing_restores_exactly_what_was_there() -> None:
     before = snapshot()
     assert not any(hasattr(pl.LightningDataModule, name) for name in DATAMODULE_APIS)
@@ -244,7 +259,13 @@ def test_model_size_is_the_megabytes_of_the_saved_state_dict(
 
 @pytest.mark.parametrize(
     ("precision", "legacy", "use_amp"),
-    [("32-true", 32, False), (32, 32, False), ("16-mixed", 16, True), ("bf16-mixed", "bf16", True)],
+    [
+        ("32-true", 32, False),
+        (32, 32, False),
+        ("16-mixed", 16, True),
+        ("bf16-mixed", "bf16", True),
+        ("64-true", 64, False),
+    ],
 )
 def test_use_amp_and_precision_follow_the_trainer_as_lightning_1_5_copied_them(
     layer: legacy_api.LegacyScope, precision: Any, legacy: Any, use_amp: bool
