@@ -37,9 +37,18 @@ __all__ = ["LOG_NAME", "Failure", "Kind", "diagnose", "trial_frame", "write_log"
 LOG_NAME = "run-trial-error.log"
 _PACKAGE = os.path.dirname(os.path.realpath(__file__)) + os.sep
 _LIBRARY = re.compile(r"[/\\](site|dist)-packages[/\\]")
-# Failures of the machine rather than of code: a restart may get past them (space or memory
-# freed by then), and their traceback would otherwise point at whatever code happened to write.
-_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM}
+# Failures of the machine or its set-up rather than of code: a restart may get past them (space
+# or memory freed, permissions fixed by then), and their traceback would otherwise point at
+# whatever code happened to write.
+_MACHINE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EROFS,
+    errno.ENOMEM,
+    errno.EACCES,
+    errno.EPERM,
+}
 
 
 class Kind(enum.Enum):

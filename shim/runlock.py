@@ -55,7 +55,13 @@ class RunLock:
         key = os.path.realpath(path)
         if key in _held:
             raise RunLocked(_locked_message(_held[key].details, run_dir))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except (PermissionError, IsADirectoryError) as exc:
+            raise UserInputError(
+                f"cannot open the run's lock file {path} ({exc.strerror}); make it a file you "
+                "can write, or pass --checkpoint-storage DIR with a folder you can write to"
+            ) from exc
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

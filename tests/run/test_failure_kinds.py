@@ -120,8 +120,10 @@ def test_a_trial_folder_holding_this_package_and_a_venv_still_tells_them_apart()
     assert library.where is not None and library.where.startswith(f"{__file__}:")
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
-def test_a_full_or_failing_disk_is_the_trials_failure_and_restarts(trial: Trial, code: int) -> None:
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EACCES])
+def test_a_full_or_failing_disk_or_a_permission_is_the_trials_failure(
+    trial: Trial, code: int
+) -> None:
     folder, _ = trial
     failure = diagnose(OSError(code, "disk trouble"), folder)
     assert failure.kind is Kind.TRIAL and failure.restartable

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from shim.errors import UserInputError
 from shim.runlock import RunLock, RunLocked, lock_path
 from tests.conftest import REPO
 
@@ -117,6 +118,12 @@ def test_the_same_process_cannot_lock_a_run_twice(run_dir: pathlib.Path) -> None
     with RunLock.acquire(run_dir), pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
         RunLock.acquire(run_dir)
     RunLock.acquire(run_dir).release()
+
+
+def test_a_folder_where_the_lock_file_belongs_is_bad_input(run_dir: pathlib.Path) -> None:
+    lock_path(run_dir).mkdir()
+    with pytest.raises(UserInputError, match=r"cannot open the run's lock file .*\.lock \(Is a"):
+        RunLock.acquire(run_dir)
 
 
 def test_a_stale_lock_file_left_by_a_dead_process_is_simply_taken_over(
