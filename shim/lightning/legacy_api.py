@@ -33,7 +33,9 @@ _STAGES = ("fit", "validate", "test", "predict")
 _CALLS = "_shim_legacy_calls"  # instance attribute: the (hook, stage) pairs that already ran
 _LEGACY_INIT_ARGS = ("train_transforms", "val_transforms", "test_transforms", "dims")
 
-_lock = threading.Lock()
+# Re-entrant: a scope's close() runs from a weakref finalizer, which garbage collection may call
+# on this thread while install() holds the lock.
+_lock = threading.RLock()
 _users = 0
 _patches: _Patches | None = None
 
@@ -60,10 +62,10 @@ def install() -> LegacyScope:
     """Add the removed APIs to the Lightning classes imported so far (once for all users)."""
     global _users, _patches
     with _lock:
+        _users += 1  # first, so a close() run by the collector meanwhile never undoes ours
         if _patches is None:
             _patches = _Patches()
             _patches.apply()
-        _users += 1
         return LegacyScope()
 
 

@@ -7,6 +7,7 @@ import gc
 import io
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -374,4 +375,28 @@ def test_a_trial_that_fails_in_its_init_leaves_nothing_installed_once_collected(
     with pytest.raises(RuntimeError, match="the trial's own error"):
         Failing(None)
     gc.collect()
+    assert not legacy_api.is_installed() and snapshot() == before
+
+
+def test_a_scope_closed_by_the_collector_inside_install_neither_hangs_nor_undoes_the_new_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Garbage collection may run a dead adapter's finalizer (``close``) on this thread while
+    ``install`` holds the layer's lock."""
+    before = snapshot()
+    old = legacy_api.install()
+    init = legacy_api.LegacyScope.__init__
+
+    def init_after_the_collector_closed_old(self: legacy_api.LegacyScope) -> None:
+        old.close()
+        init(self)
+
+    monkeypatch.setattr(legacy_api.LegacyScope, "__init__", init_after_the_collector_closed_old)
+    scopes: list[legacy_api.LegacyScope] = []
+    worker = threading.Thread(target=lambda: scopes.append(legacy_api.install()), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "install() deadlocked on a close() from the collector"
+    assert legacy_api.is_installed()
+    scopes[0].close()
     assert not legacy_api.is_installed() and snapshot() == before

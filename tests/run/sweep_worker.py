@@ -29,6 +29,7 @@ import shim.core.checkpoint as core_checkpoint
 import shim.runner
 
 TRIAL = pathlib.Path(__file__).resolve().parent / "trials" / "sweep"
+RUN_TIMEOUT_S = 120
 
 
 def write_config(folder: pathlib.Path, settings: dict[str, Any]) -> pathlib.Path:
@@ -127,6 +128,8 @@ def run_once(case: pathlib.Path, config: pathlib.Path, run: dict[str, Any], inde
     if pid == 0:  # the child: one run-trial invocation
         code = 70
         try:
+            # A run that hangs dies of SIGALRM and fails its case instead of stalling the sweep.
+            signal.alarm(RUN_TIMEOUT_S)
             os.environ.update(run.get("env", {}))
             for fd, path in ((1, out), (2, err)):
                 os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
