@@ -15,7 +15,8 @@ Either way the batches are the same: one index stream in Determined's order (rep
 a seeded shuffle per epoch) is cut into epochs, and each epoch's iterator reads only its own part,
 so a worker never prefetches across an epoch boundary, where Lightning's would not either. One
 torch loader serves every epoch, so ``persistent_workers`` keep their workers (and their seed) as
-in Lightning.
+in Lightning: torch creates their iterator, and draws, on the loader's first ``iter()`` only, and
+resets it on every later one (``DataLoader.__iter__``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class TrainStream:
         self._torch_loader: data.DataLoader | None = None
         self._iterator: Iterator[Any] | None = None
         self._epoch: int | None = None  # the epoch whose iterator is open
+        self._reuses_iterator = False  # persistent workers: only the first iter() draws
 
     def seek(self, batches: int) -> None:
         """Continue at global step ``batches``; the steps before are never loaded."""
@@ -75,16 +77,21 @@ class TrainStream:
             self._iterator = iter(loader)
             return
         self._slices = _EpochSlices(iter(loader.batch_sampler))
-        self._torch_loader = _with_batch_sampler(loader, self._slices)
+        self._torch_loader = torch_loader = _with_batch_sampler(loader, self._slices)
+        self._reuses_iterator = torch_loader.persistent_workers and torch_loader.num_workers > 0
         self._iterator = None
 
     def open_at_checkpoint(self, batches: int) -> bool:
         """Whether the iterator for step ``batches`` was already created when a checkpoint was
         taken there: then a resumed run creates it before the restore, which puts back the RNG
-        as it was after that creation."""
+        as it was after that creation. Call it after :meth:`seek`."""
         if not self.per_epoch:
             return True
-        return batches % self._epoch_len != 0 or (batches == 0 and self._first_early)
+        if batches == 0:
+            return self._first_early
+        # Persistent workers: the run drew once, at the first opening; later epochs reset the
+        # iterator without drawing, so a resumed run must not draw after the restore either.
+        return self._reuses_iterator or batches % self._epoch_len != 0
 
     def opens_early(self, batches: int) -> bool:
         """Whether epoch 0's iterator is created before training starts (Lightning 2.x)."""

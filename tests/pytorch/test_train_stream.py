@@ -220,6 +220,49 @@ def test_persistent_workers_keep_their_first_base_seed_as_in_lightning() -> None
     assert first + second == determined_batches(loader, 0, 2 * epoch_len)
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_run_resumed_at_an_epoch_boundary_draws_what_the_uninterrupted_run_draws(
+    persistent: bool,
+) -> None:
+    worker_args: dict[str, Any] = {"num_workers": 1, "persistent_workers": persistent}
+    uninterrupted, loader, epoch_len = stream(**worker_args)
+    uninterrupted.seek(0)
+    torch.manual_seed(4)
+    read(uninterrupted, 0, epoch_len, epoch_len)
+    saved = torch.get_rng_state()  # the checkpoint at step E holds the RNG as it is here
+    expected = read(uninterrupted, epoch_len, epoch_len, epoch_len)
+    after = torch.get_rng_state()
+
+    resumed, _, _ = stream(**worker_args)
+    resumed.seek(epoch_len)  # as the controller: open, restore the RNG, then open at the start
+    torch.manual_seed(8)
+    if resumed.open_at_checkpoint(epoch_len):
+        resumed.open(epoch_len)
+    torch.set_rng_state(saved)
+    assert read(resumed, epoch_len, epoch_len, epoch_len) == expected
+    assert torch.equal(torch.get_rng_state(), after)
+    assert expected == determined_batches(loader, epoch_len, epoch_len)
+
+
+@pytest.mark.parametrize(
+    ("batches", "first_early", "expected"),
+    [
+        (5, False, True),
+        (4, False, True),  # the workers' iterator was created at epoch 0 and is only reset now
+        (8, True, True),
+        (0, False, False),  # Lightning 1.x: the first iterator comes after on_train_epoch_start
+        (0, True, True),
+    ],
+)
+def test_persistent_workers_have_their_iterator_at_every_checkpoint_past_the_first_opening(
+    batches: int, first_early: bool, expected: bool
+) -> None:
+    train, _, epoch_len = stream(first_early=first_early, num_workers=1, persistent_workers=True)
+    assert epoch_len == 4
+    train.seek(batches)
+    assert train.open_at_checkpoint(batches) is expected
+
+
 def test_a_rebuilt_loader_keeps_every_setting_but_the_sampling() -> None:
     def collate(items: list[Any]) -> Any:
         return items
