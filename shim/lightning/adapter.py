@@ -178,6 +178,8 @@ class LightningAdapter(PyTorchTrial):
     def _shim_on_run_end(self, status: str) -> None:
         hooks = self._hooks
         try:
+            if status == "set-up failed":
+                return  # Lightning's fit calls no end or teardown hook when set-up raises
             if status == "completed":
                 for hook in (hooks.on_train_end, hooks.on_fit_end):
                     if hook is not None:

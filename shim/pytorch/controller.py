@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shim.errors import ShimError
+from shim.pytorch.callback import PyTorchCallback
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.data import to_device
 from shim.pytorch.loaders import checked_loader
@@ -146,47 +147,53 @@ class TrialController:
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self._build_loaders()
-        self._io = CheckpointIO(
-            self._core, self.context, self.callbacks, self._plan, self._plan.run_id
-        )
-        self._validator = Validator(
-            self._core, self.context, self.trial, self.callbacks, self._plan, self._val_loader
-        )
-        # What a trial could only set up once the data is known (LightningAdapter: optimizers,
-        # which may read trainer.estimated_stepping_batches, then on_fit_start).
-        self.trial._shim_on_plan(self.epoch_len, self.total)
-        if self._latest is not None:
-            self.state = self._io.restore(self._latest, self.state)
-        self._last_checkpointed: int | None = self.state.batches_trained if self._latest else None
-        # A run killed after publishing a checkpoint but before deleting old ones left them.
-        self._io.collect_garbage()
-        self._pending: list[Any] = []
-        self._final: dict[str, Any] | None = self.state.last_metrics
-        for callback in self.callbacks.values():
-            callback.on_trial_startup(self.state.batches_trained, self._latest)
-        self._report(
-            "on_start",
-            trial=type(self.trial).__name__,
-            total_batches=self.total,
-            batches_per_epoch=self.epoch_len,
-            start_batch=self.state.batches_trained,
-        )
-        status = "failed"
+        # Until training starts, a failure is a failed set-up: Lightning then calls no module
+        # hook (no on_train_end, on_fit_end or teardown), but the trial still ends its run.
+        status = "set-up failed"
+        started: list[PyTorchCallback] = []  # Determined shuts down only the callbacks it started
         try:
-            if self._stream.opens_early(self.state.batches_trained):
+            self._build_loaders()
+            self._io = CheckpointIO(
+                self._core, self.context, self.callbacks, self._plan, self._plan.run_id
+            )
+            self._validator = Validator(
+                self._core, self.context, self.trial, self.callbacks, self._plan, self._val_loader
+            )
+            # What a trial could only set up once the data is known (LightningAdapter:
+            # optimizers, which may read trainer.estimated_stepping_batches, then on_fit_start).
+            self.trial._shim_on_plan(self.epoch_len, self.total)
+            if self._latest is not None:
+                self.state = self._io.restore(self._latest, self.state)
+            start = self.state.batches_trained
+            self._last_checkpointed: int | None = start if self._latest else None
+            # A run killed after publishing a checkpoint but before deleting old ones left them.
+            self._io.collect_garbage()
+            self._pending: list[Any] = []
+            self._final: dict[str, Any] | None = self.state.last_metrics
+            for callback in self.callbacks.values():
+                callback.on_trial_startup(start, self._latest)
+                started.append(callback)
+            self._report(
+                "on_start",
+                trial=type(self.trial).__name__,
+                total_batches=self.total,
+                batches_per_epoch=self.epoch_len,
+                start_batch=start,
+            )
+            status = "failed"
+            if self._stream.opens_early(start):
                 self._stream.open(0)  # Lightning 2.x: before on_train_start
             for callback in self.callbacks.values():
                 callback.on_training_start()
             # Not again after a restart from its own checkpoint (Determined: no earlier validation).
-            initial = self._plan.perform_initial_validation and self.state.batches_trained == 0
+            initial = self._plan.perform_initial_validation and start == 0
             initial = initial and self.state.last_validated is None
             if initial and self._validate():
                 self._checkpoint()
             status = self._train()
         finally:
             self.trial._shim_on_run_end(status)
-            for callback in self.callbacks.values():
+            for callback in started:
                 callback.on_trial_shutdown()
             self.context._close()
         return self._result(status)
