@@ -165,6 +165,16 @@ def _run_in_folder(
                     failure = diagnose(exc, options.context_dir)
                     if not failure.restartable or record.restarts >= config.max_restarts:
                         raise
+                    if _world_size() > 1:
+                        # A rank cannot rejoin its peers in-process reliably (the others may be
+                        # blocked in a collective): the launcher restarts every rank.
+                        reporter.on_message(
+                            "with several ranks, restarts are the launcher's: run under "
+                            "`torchrun --max-restarts N --rdzv-backend c10d --rdzv-endpoint "
+                            "HOST:PORT` (a new rendezvous for each attempt); each relaunch "
+                            "resumes from the newest checkpoint"
+                        )
+                        raise
                     record.restarts += 1
                     restart = f"restart {record.restarts} of {config.max_restarts}"
                     log = write_log(failure, run_dir, f"trial crashed; {restart}")
@@ -214,6 +224,14 @@ def _run_once(
         ),
         tensorboard_path=run_dir / "tensorboard",
     ) as core:
+        if core.distributed.size > 1:
+            # The chief's record decides: only it keeps trial.json, and the other ranks' records
+            # (their own random run id and seed on a first run) never see a checkpoint.
+            latest, run_id, seed = core.distributed.broadcast(
+                (record.latest_checkpoint, record.run_id, record.seed)
+            )
+            record.latest_checkpoint, record.run_id, record.seed = latest, run_id, seed
+            info.latest_checkpoint, info.trial.trial_seed = latest, seed or 0
         # Locally the trial has as many slots as processes were launched (torchrun).
         plan = dataclasses.replace(
             plan, slots_per_trial=core.distributed.size, run_id=str(record.run_id)
@@ -308,8 +326,12 @@ def _find_resume_point(
         record.steps_completed = point.steps
 
 
+def _world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _distributed_context() -> shim.core.DistributedContext | None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _world_size() > 1:
         return shim.core.DistributedContext.from_torch_distributed()
     return None
 

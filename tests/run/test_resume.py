@@ -4,6 +4,7 @@ with the same weights, bit for bit, as an uninterrupted one."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -142,14 +143,27 @@ def test_the_gan_resumes_exactly_after_a_sigterm_from_outside(tmp_path: pathlib.
     assert_same_weights(final_weights(resumed.summary), final_weights(baseline.summary))
 
 
+def torchrun_trial(
+    storage: pathlib.Path, env: dict[str, str] | None = None, restarts: int = 0
+) -> Run:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command += ["--max-restarts", str(restarts)]
+    if restarts:  # the static rendezvous keeps one store, where a relaunch finds stale addresses
+        command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{free_port()}"]
+    else:
+        command += ["--master-port", str(free_port())]
+    command += ["-m", "shim.cli", str(TOY), "--plain", "--json"]
+    command += ["--checkpoint-storage", str(storage)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
 def test_two_ranks_under_torchrun_train_like_one_process_with_the_same_global_batch(
     tmp_path: pathlib.Path, baseline: Run
 ) -> None:
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command += ["--master-port", str(free_port()), "-m", "shim.cli", str(TOY), "--plain", "--json"]
-    command += ["--checkpoint-storage", str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    run = Run(result.returncode, result.stdout, result.stderr)
+    run = torchrun_trial(tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count('"status"') == 1, "only the chief prints the summary"
     assert run.summary["steps_completed"] == 36
@@ -157,3 +171,19 @@ def test_two_ranks_under_torchrun_train_like_one_process_with_the_same_global_ba
     for name in single:
         # Two half-batch gradients averaged across ranks: the same math, reordered.
         torch.testing.assert_close(ours[name], single[name], rtol=0, atol=1e-5)
+
+
+def test_two_ranks_that_crash_are_relaunched_by_torchrun_and_resume_from_the_checkpoint(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Several ranks restart by relaunch, not in-process; every rank resumes from the chief's
+    newest checkpoint, with its run id and seed."""
+    uninterrupted = torchrun_trial(tmp_path / "uninterrupted")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    env = {"SHIM_TEST_CRASH_AT": "9", "SHIM_TEST_MARKER": str(tmp_path / "crashed")}
+    crashed = torchrun_trial(tmp_path / "crashed-run", env=env, restarts=1)
+    assert crashed.returncode == 0, crashed.stderr
+    assert "restarts are the launcher's" in crashed.stderr
+    assert "from batch 7" in crashed.stderr, "the relaunch resumes from the checkpoint at 7"
+    assert crashed.summary["steps_completed"] == 36
+    assert_same_weights(final_weights(crashed.summary), final_weights(uninterrupted.summary))

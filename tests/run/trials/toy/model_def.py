@@ -51,7 +51,9 @@ class ToyModule(pl.LightningModule):
         done = self.global_step
         if os.environ.get("SHIM_TEST_PREEMPT_AT") == str(done):
             os.kill(os.getpid(), signal.SIGTERM)
+        # One marker per rank: under torchrun every rank crashes once.
         marker = pathlib.Path(os.environ.get("SHIM_TEST_MARKER", "/nonexistent/marker"))
+        marker = marker.with_name(marker.name + os.environ.get("RANK", ""))
         if os.environ.get("SHIM_TEST_CRASH_AT") == str(done) and not marker.exists():
             marker.write_text("crashed once")
             raise RuntimeError(f"injected crash after batch {done}")
