@@ -48,6 +48,9 @@ def check_record(raw: Any, path: pathlib.Path) -> dict[str, Any]:
     checkpoint = raw.get("latest_checkpoint")
     if checkpoint is not None and not _is_storage_id(checkpoint):
         _damaged(path, f"latest_checkpoint {checkpoint!r} is not a checkpoint id (a uuid)")
+    run_id = raw.get("run_id")
+    if run_id is not None and not isinstance(run_id, str):
+        _damaged(path, f"run_id {run_id!r} is not a string")
     seed = raw.get("seed")
     if seed is not None and (not _is_int(seed) or seed not in SEED_RANGE):
         _damaged(path, f"seed {seed!r} is not an int from 0 to {SEED_RANGE.stop - 1}")

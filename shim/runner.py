@@ -74,7 +74,8 @@ class RunRecord:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise UserInputError(
-                f"{path} is damaged ({exc}); run again with --fresh to start over"
+                f"{path} is damaged ({exc}); delete it to resume from the newest checkpoint of "
+                "this run, or start over with --fresh"
             ) from exc
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in check_record(raw, path).items() if k in fields})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import pathlib
@@ -12,6 +13,7 @@ from typing import Any
 import torch
 
 import shim
+from shim.core.errors import CheckpointNotFound
 from shim.errors import UserInputError
 from shim.pytorch.context import PyTorchTrialContext
 from shim.pytorch.retention import (
@@ -123,9 +125,13 @@ class CheckpointIO:
             )
         for callback in self._callbacks.values():
             callback.on_checkpoint_load_start(content)
-        _load_list(ctx.models, content.get("models_state_dict", []), "model")
-        _load_list(ctx.optimizers, content.get("optimizers_state_dict", []), "optimizer")
-        _load_list(ctx.lr_schedulers, content.get("lr_schedulers_state_dict", []), "LR scheduler")
+        state_file = pathlib.Path(path) / STATE_FILE
+        for targets, key, what in (
+            (ctx.models, "models_state_dict", "model"),
+            (ctx.optimizers, "optimizers_state_dict", "optimizer"),
+            (ctx.lr_schedulers, "lr_schedulers_state_dict", "LR scheduler"),
+        ):
+            _load_list(targets, content.get(key, []), what, state_file)
         if ctx._scaler is not None and "scaler_state_dict" in content:
             ctx._scaler.load_state_dict(content["scaler_state_dict"])
         for name, callback in self._callbacks.items():
@@ -154,21 +160,21 @@ class CheckpointIO:
             smaller_is_better=self._plan.smaller_is_better,
         )
         for storage_id in doomed:
-            self._core.checkpoint.delete(storage_id)
+            with contextlib.suppress(CheckpointNotFound):  # deleted by hand meanwhile
+                self._core.checkpoint.delete(storage_id)
             self._records = [r for r in self._records if r.uuid != storage_id]
         return doomed
 
 
 def _remove_leftovers(base: pathlib.Path, run_id: str) -> None:
-    """Finish what a killed process left: deletions it had started (``.<uuid>.*.deleting``) and
-    this run's checkpoints that were complete but not yet renamed into place. A ``.partial``
-    folder without metadata cannot say whose it is (another run may be writing it): it stays."""
-    for leftover in base.glob(".*.deleting"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for partial in base.glob(".*.partial"):
-        found = read_record(partial) if (partial / "metadata.json").is_file() else None
+    """Finish what a killed process of this run left: deletions it had started
+    (``.<uuid>.*.deleting``) and checkpoints complete but not yet renamed into place
+    (``.<uuid>.partial`` with metadata). Those of other runs sharing the storage are theirs; a
+    ``.partial`` folder without metadata cannot say whose it is, so it stays."""
+    for leftover in [*base.glob(".*.deleting"), *base.glob(".*.partial")]:
+        found = read_record(leftover) if (leftover / "metadata.json").is_file() else None
         if isinstance(found, CheckpointRecord) and found.run_id == run_id:
-            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 class DamagedCheckpoint(UserInputError):
@@ -199,11 +205,18 @@ def _is_local(core: Any) -> bool:
     return isinstance(core, Context)
 
 
-def _load_list(targets: list[Any], states: list[Any], what: str) -> None:
+def _load_list(targets: list[Any], states: list[Any], what: str, path: pathlib.Path) -> None:
     if len(targets) != len(states):
         raise UserInputError(
-            f"the checkpoint holds {len(states)} {what} state(s) but the trial wrapped "
-            f"{len(targets)}; the trial changed since it was saved: start over with --fresh"
+            f"{path} holds {len(states)} {what} state(s) but the trial wrapped {len(targets)}; "
+            "the trial changed since it was saved: start over with --fresh"
         )
-    for target, sd in zip(targets, states, strict=True):
-        target.load_state_dict(sd)
+    for index, (target, sd) in enumerate(zip(targets, states, strict=True)):
+        try:
+            target.load_state_dict(sd)
+        except (RuntimeError, ValueError, KeyError) as exc:  # torch: shapes, keys, groups
+            raise UserInputError(
+                f"{path}: {what} {index} does not fit the trial's ({type(exc).__name__}: "
+                f"{str(exc).strip()[:300]}); the trial changed since it was saved: start over "
+                "with --fresh"
+            ) from exc

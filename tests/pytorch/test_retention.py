@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import uuid
+from typing import Any
 
 import pytest
 
+import shim.core as core
+from shim.config import Length
+from shim.core.info import ClusterInfo
+from shim.pytorch.controller import RunPlan
 from shim.pytorch.retention import (
     CheckpointRecord,
     DamagedMetadata,
@@ -15,7 +21,7 @@ from shim.pytorch.retention import (
     read_record,
     scan_checkpoints,
 )
-from shim.pytorch.trial_io import DamagedCheckpoint
+from shim.pytorch.trial_io import CheckpointIO, DamagedCheckpoint
 from shim.resume import find_resume_point
 
 
@@ -141,3 +147,34 @@ def test_damaged_metadata_elsewhere_is_skipped_with_a_notice(tmp_path: pathlib.P
     point = find_resume_point(tmp_path, "key", "key:a", good)
     assert point.checkpoint == good
     assert f"skipped checkpoint {other}" in point.notices[0]
+
+
+def collector(storage: pathlib.Path, latest: int) -> tuple[CheckpointIO, Any]:
+    ctx = core.local_init(checkpoint_storage=storage, info=ClusterInfo())
+    plan = RunPlan(max_length=Length("batches", 1), save_trial_latest=latest, save_trial_best=0)
+    return CheckpointIO(ctx, None, {}, plan, "key:a"), ctx  # type: ignore[arg-type]
+
+
+def test_a_checkpoint_deleted_by_hand_meanwhile_is_not_an_error(tmp_path: pathlib.Path) -> None:
+    ids = [write_checkpoint(tmp_path, steps, "key:a") for steps in (10, 20, 30)]
+    io, ctx = collector(tmp_path, latest=3)
+    with ctx:
+        assert io.collect_garbage() == []
+        shutil.rmtree(tmp_path / ids[0])  # the user frees some disk
+        io._plan.save_trial_latest = 1
+        assert io.collect_garbage() == ids[:2]
+    assert [r.uuid for r in scan_checkpoints(tmp_path)[0]] == [ids[2]]
+
+
+def test_only_this_runs_leftovers_of_a_killed_process_are_removed(tmp_path: pathlib.Path) -> None:
+    mine, theirs = (f".{uuid.uuid4()}.1a2b3c4d.deleting" for _ in range(2))
+    for name, run_id in ((mine, "key:a"), (theirs, "other:b")):
+        (tmp_path / name).mkdir()
+        metadata = {"steps_completed": 3, "run_id": run_id}
+        (tmp_path / name / "metadata.json").write_text(json.dumps(metadata))
+    unknown = tmp_path / f".{uuid.uuid4()}.partial"
+    unknown.mkdir()
+    io, ctx = collector(tmp_path, latest=1)
+    with ctx:
+        io.collect_garbage()
+    assert sorted(p.name for p in tmp_path.glob(".*")) == sorted([theirs, unknown.name])

@@ -82,3 +82,15 @@ def test_metadata_and_state_from_different_saves_are_refused(tmp_path: pathlib.P
     assert rerun.returncode == 2, rerun.stderr
     assert "holds the state after batch 9 but" in rerun.stderr
     assert "says 7: the checkpoint's files come from different saves" in rerun.stderr
+
+
+def test_a_trial_whose_model_changed_since_its_checkpoint_exits_2_naming_the_checkpoint(
+    tmp_path: pathlib.Path,
+) -> None:
+    first = preempted_once(tmp_path)
+    state_file = pathlib.Path(first.summary["latest_checkpoint_path"]) / "state_dict.pth"
+    rerun = run_trial(tmp_path, "--hparam", "hidden=32")
+    assert rerun.returncode == 2, rerun.stderr
+    assert f"{state_file}: model 0 does not fit the trial's (RuntimeError: " in rerun.stderr
+    assert "start over with --fresh" in rerun.stderr
+    assert record(tmp_path)["restarts"] == 0
