@@ -1,18 +1,30 @@
-"""The run folder's own files: ``<storage>/runs`` made sure of, ``trial.json`` checked on load
-and replaced atomically, also on a full disk."""
+"""The run folder's own files: ``<storage>/runs`` made sure of, and ``trial.json`` (the run's
+record: latest checkpoint, run id, seed, status, restarts) checked on load, replaced atomically
+(also on a full disk) and kept pointing at the newest checkpoint while the run goes on."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
+import json
 import os
 import pathlib
 import uuid
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from shim.errors import UserInputError
+from shim.progress import RunReporter
 
-__all__ = ["SEED_RANGE", "check_record", "make_runs_folder", "write_atomic"]
+__all__ = [
+    "SEED_RANGE",
+    "RecordingReporter",
+    "RunRecord",
+    "check_record",
+    "make_runs_folder",
+    "write_atomic",
+]
 
 # Determined stores reproducibility.experiment_seed as a uint32 (and numpy seeds take no more).
 SEED_RANGE = range(0, 2**32)
@@ -117,3 +129,60 @@ def _is_storage_id(value: Any) -> bool:
         return isinstance(value, str) and str(uuid.UUID(value)) == value
     except ValueError:
         return False
+
+
+@dataclass
+class RunRecord:
+    """``trial.json``: what a later invocation needs to resume."""
+
+    latest_checkpoint: str | None = None
+    run_id: str | None = None  # written into every checkpoint's metadata; new with --fresh
+    seed: int | None = None
+    steps_completed: int = 0
+    status: str = "new"
+    restarts: int = 0
+
+    @classmethod
+    def load(cls, path: pathlib.Path) -> RunRecord:
+        if not path.is_file():
+            return cls()
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserInputError(
+                f"{path} is damaged ({exc}); delete it to resume from the newest checkpoint of "
+                "this run, or start over with --fresh"
+            ) from exc
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in check_record(raw, path).items() if k in fields})
+
+    def save(self, path: pathlib.Path) -> None:
+        """Replace ``trial.json`` atomically (also on a full disk: see ``write_atomic``)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode())
+
+    def save_or_say(self, path: pathlib.Path, reporter: RunReporter) -> None:
+        """Save where a failure is already being handled: that failure is the one to report."""
+        try:
+            self.save(path)
+        except OSError as exc:
+            reporter.on_message(f"could not update {path} ({exc.strerror}); it is out of date")
+
+
+class RecordingReporter:
+    """Passes events to the reporter and keeps ``trial.json`` pointing at the newest checkpoint."""
+
+    def __init__(self, reporter: RunReporter, record: RunRecord, path: pathlib.Path) -> None:
+        self._reporter = reporter
+        self._record = record
+        self._path = path
+
+    def on_checkpoint(self, *, batches: int, storage_id: str) -> None:
+        self._record.latest_checkpoint = storage_id
+        self._record.steps_completed = batches
+        self._record.status = "running"
+        self._record.save(self._path)
+        self._reporter.on_checkpoint(batches=batches, storage_id=storage_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reporter, name)

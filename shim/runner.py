@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import pathlib
@@ -35,7 +34,7 @@ from shim.progress import NullReporter, RunReporter, RunSummary
 from shim.pytorch.controller import RunPlan, RunResult, TrialController
 from shim.pytorch.trial_io import steps_completed
 from shim.resume import find_resume_point, new_run_id
-from shim.runfiles import check_record, make_runs_folder, write_atomic
+from shim.runfiles import RecordingReporter, RunRecord, make_runs_folder
 from shim.runlock import RunLock
 
 __all__ = ["RunOptions", "RunRecord", "run_folder", "run_plan", "run_trial"]
@@ -53,44 +52,6 @@ class RunOptions:
     fresh: bool = False
     checkpoint_storage: str | None = None
     seed: int | None = None
-
-
-@dataclass
-class RunRecord:
-    """``trial.json``: what a later invocation needs to resume."""
-
-    latest_checkpoint: str | None = None
-    run_id: str | None = None  # written into every checkpoint's metadata; new with --fresh
-    seed: int | None = None
-    steps_completed: int = 0
-    status: str = "new"
-    restarts: int = 0
-
-    @classmethod
-    def load(cls, path: pathlib.Path) -> RunRecord:
-        if not path.is_file():
-            return cls()
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserInputError(
-                f"{path} is damaged ({exc}); delete it to resume from the newest checkpoint of "
-                "this run, or start over with --fresh"
-            ) from exc
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in check_record(raw, path).items() if k in fields})
-
-    def save(self, path: pathlib.Path) -> None:
-        """Replace ``trial.json`` atomically (also on a full disk: see ``write_atomic``)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode())
-
-    def save_or_say(self, path: pathlib.Path, reporter: RunReporter) -> None:
-        """Save where a failure is already being handled: that failure is the one to report."""
-        try:
-            self.save(path)
-        except OSError as exc:
-            reporter.on_message(f"could not update {path} ({exc.strerror}); it is out of date")
 
 
 def run_trial(config: ExperimentConfig, options: RunOptions, reporter: RunReporter) -> RunSummary:
@@ -250,30 +211,11 @@ def _run_once(
             start_batch=start,
             num_gpus=1 if torch.cuda.is_available() else 0,
             # Only the chief shows progress and keeps trial.json.
-            reporter=_Recording(reporter, record, record_path)
+            reporter=RecordingReporter(reporter, record, record_path)
             if core.distributed.rank == 0
             else NullReporter(),
         )
         return controller.run()
-
-
-class _Recording:
-    """Passes events to the reporter and keeps ``trial.json`` pointing at the newest checkpoint."""
-
-    def __init__(self, reporter: RunReporter, record: RunRecord, path: pathlib.Path) -> None:
-        self._reporter = reporter
-        self._record = record
-        self._path = path
-
-    def on_checkpoint(self, *, batches: int, storage_id: str) -> None:
-        self._record.latest_checkpoint = storage_id
-        self._record.steps_completed = batches
-        self._record.status = "running"
-        self._record.save(self._path)
-        self._reporter.on_checkpoint(batches=batches, storage_id=storage_id)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reporter, name)
 
 
 def run_plan(config: ExperimentConfig, max_length: int | None = None) -> RunPlan:
