@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import dataclass, field
 
 from shim.pytorch.retention import CheckpointRecord, DamagedMetadata, scan_checkpoints
-from shim.pytorch.trial_io import DamagedCheckpoint
+from shim.pytorch.trial_io import DamagedCheckpoint, damaged_checkpoint
 
 __all__ = ["ResumePoint", "find_resume_point", "new_run_id"]
 
@@ -38,12 +38,7 @@ def find_resume_point(
     records, damaged = scan_checkpoints(base)
     for bad in damaged:
         if named is not None and bad.path.parent.name == named:
-            raise DamagedCheckpoint(
-                f"{bad.path} is damaged: {bad.problem}. It is the checkpoint trial.json names; "
-                'restore that file (it must hold {"steps_completed": <batches>, ...}), delete '
-                "the checkpoint folder to resume from the previous checkpoint, or start over "
-                "with --fresh"
-            )
+            raise damaged_checkpoint(bad, " It is the checkpoint trial.json names.")
     notices = [_skipped(bad) for bad in damaged]
     if run_id is not None:
         mine = [r for r in records if r.run_id == run_id]

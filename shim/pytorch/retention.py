@@ -23,6 +23,7 @@ __all__ = [
     "DamagedMetadata",
     "checkpoints_to_delete",
     "read_record",
+    "record_from_metadata",
     "scan_checkpoints",
 ]
 
@@ -65,6 +66,11 @@ def read_record(folder: pathlib.Path) -> CheckpointRecord | DamagedMetadata:
     steps = raw.get("steps_completed")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         return DamagedMetadata(path, f"'steps_completed' is {steps!r}, not a count of batches")
+    return record_from_metadata(folder.name, raw)
+
+
+def record_from_metadata(storage_id: str, raw: dict[str, Any]) -> CheckpointRecord:
+    """The record of a checkpoint whose metadata holds a valid ``steps_completed``."""
     metric = raw.get("validation_metric")
     if isinstance(metric, bool) or not isinstance(metric, (int, float)):
         metric = None
@@ -73,8 +79,8 @@ def read_record(folder: pathlib.Path) -> CheckpointRecord | DamagedMetadata:
     saved_at = raw.get("saved_at")
     seed = raw.get("seed")
     return CheckpointRecord(
-        uuid=folder.name,
-        steps=steps,
+        uuid=storage_id,
+        steps=raw["steps_completed"],
         metric=float(metric) if metric is not None else None,
         run_id=run_id if isinstance(run_id, str) else None,
         saved_at=float(saved_at) if isinstance(saved_at, (int, float)) else 0.0,

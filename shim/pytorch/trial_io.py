@@ -21,6 +21,7 @@ from shim.pytorch.retention import (
     DamagedMetadata,
     checkpoints_to_delete,
     read_record,
+    record_from_metadata,
     scan_checkpoints,
 )
 from shim.pytorch.state import (
@@ -98,16 +99,7 @@ class CheckpointIO:
         for callback in self._callbacks.values():
             callback.on_checkpoint_upload_end(storage_id)
         if self._records is not None and dist.rank == 0:
-            self._records.append(
-                CheckpointRecord(
-                    uuid=str(storage_id),
-                    steps=metadata["steps_completed"],
-                    metric=metadata["validation_metric"],
-                    run_id=self._run_id,
-                    saved_at=metadata["saved_at"],
-                    seed=state.seed,
-                )
-            )
+            self._records.append(record_from_metadata(str(storage_id), metadata))
         return str(storage_id)
 
     def restore(self, storage_id: str, state: TrialState) -> TrialState:
@@ -181,14 +173,19 @@ class DamagedCheckpoint(UserInputError):
     """A checkpoint whose files cannot be resumed from as they are: the user must act."""
 
 
+def damaged_checkpoint(bad: DamagedMetadata, note: str = "") -> DamagedCheckpoint:
+    """The error for a checkpoint a resume needs whose ``metadata.json`` is damaged."""
+    return DamagedCheckpoint(
+        f"{bad.path} is damaged: {bad.problem}.{note} Restore that file (it must hold "
+        '{"steps_completed": <batches>, ...}), delete the checkpoint folder to resume from the '
+        "previous checkpoint, or start over with --fresh"
+    )
+
+
 def _metadata_steps(folder: pathlib.Path) -> int:
     found = read_record(folder)
     if isinstance(found, DamagedMetadata):
-        raise DamagedCheckpoint(
-            f"{found.path} is damaged: {found.problem}. Restore that file (it must hold "
-            '{"steps_completed": <batches>, ...}), delete the checkpoint folder to resume from '
-            "the previous checkpoint, or start over with --fresh"
-        )
+        raise damaged_checkpoint(found)
     return found.steps
 
 
