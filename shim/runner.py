@@ -132,9 +132,8 @@ def _run_in_folder(
                         # blocked in a collective): the launcher restarts every rank.
                         reporter.on_message(
                             "with several ranks, restarts are the launcher's: run under "
-                            "`torchrun --max-restarts N --rdzv-backend c10d --rdzv-endpoint "
-                            "HOST:PORT` (a new rendezvous for each attempt); each relaunch "
-                            "resumes from the newest checkpoint"
+                            "`torchrun --max-restarts N`; each relaunch resumes from the "
+                            "newest checkpoint"
                         )
                         raise
                     record.restarts += 1

@@ -27,6 +27,18 @@ _TORCHRUN_VARS = (
 )
 
 
+def _attempt_store(rank: int, size: int, timeout: datetime.timedelta) -> dist.Store:
+    """The ``env://`` store, with keys of their own for each torchrun attempt.
+
+    A relaunch under an elastic rendezvous may reuse the agent's store; the previous attempt's
+    gloo addresses are still in it, and a rank that reads one before its peer rewrites it
+    connects to a dead process.
+    """
+    store, _, _ = next(dist.rendezvous("env://", rank, size, timeout=timeout))
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return dist.PrefixStore(f"shim_attempt_{attempt}", store)
+
+
 class DistributedContext:
     """Rank information and object collectives for one process of a (possibly) distributed job.
 
@@ -95,11 +107,13 @@ class DistributedContext:
                 )
             # NCCL for CUDA tensors (gradients) where there are GPUs, gloo for everything else.
             backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+            timeout = datetime.timedelta(minutes=30)
             dist.init_process_group(
                 backend,
+                store=_attempt_store(self.rank, self.size, timeout),
                 rank=self.rank,
                 world_size=self.size,
-                timeout=datetime.timedelta(minutes=30),
+                timeout=timeout,
             )
             self._owns_process_group = True
         if (dist.get_rank(), dist.get_world_size()) != (self.rank, self.size):

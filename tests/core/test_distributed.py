@@ -106,3 +106,29 @@ def test_a_signal_to_a_worker_alone_does_not_preempt_when_workers_ask_the_chief(
         [False] * 3,
         [False] * 3,
     ]
+
+
+def test_each_torchrun_attempt_reads_only_its_own_store_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relaunch reuses the launcher's store; the dead attempt's gloo addresses stay in it."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from shim.core.distributed import _attempt_store
+
+    port = free_port()
+    server = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("TORCHELASTIC_USE_AGENT_STORE", "True")  # clients of the agent's store
+    timeout = datetime.timedelta(seconds=30)
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    _attempt_store(0, 2, timeout).set("rank_0", "address of a process that died")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    relaunched = _attempt_store(0, 2, timeout)
+    assert not relaunched.check(["rank_0"])
+    relaunched.set("rank_0", "new address")
+    assert relaunched.get("rank_0") == b"new address"
+    del server

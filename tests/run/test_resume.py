@@ -144,11 +144,14 @@ def test_the_gan_resumes_exactly_after_a_sigterm_from_outside(tmp_path: pathlib.
 
 
 def torchrun_trial(
-    storage: pathlib.Path, env: dict[str, str] | None = None, restarts: int = 0
+    storage: pathlib.Path,
+    env: dict[str, str] | None = None,
+    restarts: int = 0,
+    rendezvous: str = "static",
 ) -> Run:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
     command += ["--max-restarts", str(restarts)]
-    if restarts:  # the static rendezvous keeps one store, where a relaunch finds stale addresses
+    if rendezvous == "c10d":
         command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"localhost:{free_port()}"]
     else:
         command += ["--master-port", str(free_port())]
@@ -173,15 +176,17 @@ def test_two_ranks_under_torchrun_train_like_one_process_with_the_same_global_ba
         torch.testing.assert_close(ours[name], single[name], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rendezvous", ["static", "c10d"])
 def test_two_ranks_that_crash_are_relaunched_by_torchrun_and_resume_from_the_checkpoint(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, rendezvous: str
 ) -> None:
     """Several ranks restart by relaunch, not in-process; every rank resumes from the chief's
-    newest checkpoint, with its run id and seed."""
+    newest checkpoint, with its run id and seed. Both rendezvous keep the previous attempt's
+    store keys, which the relaunched ranks must not read."""
     uninterrupted = torchrun_trial(tmp_path / "uninterrupted")
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     env = {"SHIM_TEST_CRASH_AT": "9", "SHIM_TEST_MARKER": str(tmp_path / "crashed")}
-    crashed = torchrun_trial(tmp_path / "crashed-run", env=env, restarts=1)
+    crashed = torchrun_trial(tmp_path / "crashed-run", env=env, restarts=1, rendezvous=rendezvous)
     assert crashed.returncode == 0, crashed.stderr
     assert "restarts are the launcher's" in crashed.stderr
     assert "from batch 7" in crashed.stderr, "the relaunch resumes from the checkpoint at 7"
