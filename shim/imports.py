@@ -43,7 +43,7 @@ def determined_namespace(cluster_info: Any = None) -> Iterator[None]:
         if real:
             import determined.pytorch as det_pytorch
 
-            det_pytorch.lightning = shim.lightning  # type: ignore[attr-defined]
+            det_pytorch.lightning = shim.lightning  # type: ignore[attr-defined,unused-ignore]
         else:
             root = types.ModuleType("determined")
             root.__path__ = []  # a package, so submodule imports work
