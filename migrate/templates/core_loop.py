@@ -698,7 +698,7 @@ def _lightning_major(module: Any) -> int:
 
 def _lightning_base(module: Any) -> type:
     package, _ = _lightning_package(module)
-    return package.LightningModule  # type: ignore[no-any-return]
+    return package.LightningModule
 
 
 def _lightning_package(module: Any) -> tuple[Any, int]:
@@ -908,7 +908,7 @@ class _Batches:
     where Lightning creates it (creating one draws from torch's RNG): epoch 0's before
     ``on_train_start`` on 2.x, every other right after ``on_train_epoch_start``."""
 
-    def __init__(self, loader: data.DataLoader, seed: int, size: int, rank: int, major: int):
+    def __init__(self, loader: Any, seed: int, size: int, rank: int, major: int):
         self.loader, self.seed, self.size, self.rank = loader, seed, size, rank
         self.first_early = major >= 2
         sampler = loader.batch_sampler
@@ -977,7 +977,7 @@ class _Batches:
         self.epoch, self.iterator = None, None
 
 
-def _shuffled_batches(loader: data.DataLoader, seed: int, epoch: int) -> list[list[int]]:
+def _shuffled_batches(loader: Any, seed: int, epoch: int) -> list[list[int]]:
     """Epoch ``epoch`` of a shuffled loader: a permutation that depends only on (seed, epoch)."""
     sampler = loader.batch_sampler
     order = np.random.default_rng((seed, epoch)).permutation(len(loader.dataset))
@@ -1008,7 +1008,7 @@ class _Slices(data.Sampler):
             pass
 
 
-def _validation_loader(loader: data.DataLoader, dist: Any) -> data.DataLoader:
+def _validation_loader(loader: Any, dist: Any) -> Any:
     """This rank's share of the validation batches (global batch i on rank i % size); a
     shuffled loader gets a new seeded order on every pass, drawing nothing from torch's RNG."""
     sampler = loader.batch_sampler
@@ -1025,7 +1025,7 @@ def _validation_loader(loader: data.DataLoader, dist: Any) -> data.DataLoader:
 
 
 class _ValidationPasses(data.Sampler):
-    def __init__(self, loader: data.DataLoader, size: int, rank: int) -> None:
+    def __init__(self, loader: Any, size: int, rank: int) -> None:
         self.loader, self.size, self.rank = loader, size, rank
         sampler = loader.batch_sampler
         self.seeded = isinstance(sampler.sampler, data.RandomSampler) and loader.generator is None
