@@ -27,7 +27,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "fixtures"
 
 # Group 1: the series; 2: steps; 3: the metrics dict's repr (floats round-trip exactly).
-_REPORT = re.compile(r"report_(training|validation)_metrics\(steps_completed=(\d+), metrics=(\{.*\})\)")
+_REPORT = re.compile(
+    r"report_(training|validation)_metrics\(steps_completed=(\d+), metrics=(\{.*\})\)"
+)
 
 Reports = list[tuple[str, int, dict[str, Any]]]
 
@@ -61,9 +63,7 @@ def run_migrated(
         "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
     command = [python, "-c", runner, *words, *extra]
-    done = subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     reports = [
         (group, int(steps), ast.literal_eval(metrics))
@@ -105,9 +105,7 @@ def _newest_weights(storage: pathlib.Path) -> dict[str, torch.Tensor]:
 
 def assert_same_reports(migrated: Reports, legacy: Reports, tolerance: float = 1e-6) -> None:
     """The same series at the same steps with the same names, values within ``tolerance``."""
-    assert [(g, s, sorted(m)) for g, s, m in migrated] == [
-        (g, s, sorted(m)) for g, s, m in legacy
-    ]
+    assert [(g, s, sorted(m)) for g, s, m in migrated] == [(g, s, sorted(m)) for g, s, m in legacy]
     for (group, steps, ours), (_, _, theirs) in zip(migrated, legacy, strict=True):
         for name, value in theirs.items():
             assert abs(ours[name] - value) <= tolerance * max(1.0, abs(value)), (
