@@ -191,6 +191,9 @@ def console_main() -> None:
     """The ``run-trial`` command. Everything is written and closed when ``main`` returns, so the
     process ends at once: tearing down torch and Lightning takes longer than a checkpoint, and a
     preempted job should give its slot back quickly."""
+    from shim.requirements import require_runtime  # first, so a missing torch is one line
+
+    require_runtime()
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()

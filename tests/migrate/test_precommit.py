@@ -1,4 +1,5 @@
-"""The lint-trial hook run by the real pre-commit tool, installed the way users install it."""
+"""The lint-trial hook run by the real pre-commit tool, installed the way users install it: the
+base package only, so the hook's environment is built in seconds and holds no torch."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from importlib.metadata import version
+import time
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,19 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def _hook_repo(dest: Path) -> str:
-    """A git repo holding the working tree's files (tracked or new), committed; returns HEAD."""
+def copy_working_tree(dest: Path) -> None:
+    """Copy the working tree's files that git does not ignore (tracked or new) into ``dest``."""
     listed = _git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z")
     for name in filter(None, listed.split("\0")):
         source = REPO / name
         if source.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
+
+
+def _hook_repo(dest: Path) -> str:
+    """A git repo holding the working tree's files, committed; returns HEAD."""
+    copy_working_tree(dest)
     _git(dest, "init", "-q")
     _git(dest, "add", "-A")
     _git(dest, "commit", "-q", "-m", "hook repo snapshot")
@@ -39,18 +45,15 @@ def _hook_repo(dest: Path) -> str:
 
 
 def _environment(tmp_path: Path) -> dict[str, str]:
-    # pre-commit pip-installs the package with its dependencies; pin torch to the build already
-    # installed (a CPU wheel on disk) so pip never fetches a multi-GB CUDA build.
-    constraints = tmp_path / "constraints.txt"
-    constraints.write_text(f"torch=={version('torch')}\n")
+    # No constraint on torch: the hook installs the base package, which must not pull it at all.
     env = dict(os.environ)
     env.update(
         PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
-        PIP_CONSTRAINT=str(constraints),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
         NO_COLOR="1",
     )
-    env.pop("VIRTUAL_ENV", None)
+    for name in ("VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(name, None)
     return env
 
 
@@ -87,7 +90,11 @@ def test_the_pre_commit_hook_flags_unsupported_hooks_in_the_files_it_is_given(
     _git(project, "add", "-A")
     env = _environment(tmp_path)
 
+    # The first run builds the hook's environment: that is the install users wait for.
+    started = time.monotonic()
     failed = _pre_commit(project, env, "src/model.py", "src/clean.py", "notes.txt")
+    first_run = time.monotonic() - started
+    print(f"lint-trial hook: first pre-commit run (builds the hook env) took {first_run:.1f} s")
     output = failed.stdout + failed.stderr
     assert failed.returncode == 1, output
     assert "src/model.py:8:9: LA101 `test_step` is ignored" in output
@@ -101,5 +108,7 @@ def test_the_pre_commit_hook_flags_unsupported_hooks_in_the_files_it_is_given(
 
     envs = tmp_path / "pre-commit-home"
     installed = {p.name for p in envs.glob("repo*/py_env-*/lib/*/site-packages/*")}
-    assert f"torch-{version('torch')}.dist-info" in installed
-    assert not any(name.startswith("nvidia") for name in installed)
+    assert any(name.startswith("lightning_adapter_compat-") for name in installed), installed
+    heavy = ("torch", "pytorch_lightning", "lightning", "numpy", "tensorboard", "nvidia")
+    assert not {name for name in installed if name.split("-")[0].lower() in heavy}, installed
+    assert first_run < 120, f"the hook's first install took {first_run:.0f} s"
