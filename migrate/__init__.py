@@ -13,25 +13,30 @@ if TYPE_CHECKING:
     from .errors import MigrateError, SourceError, UsageError
     from .findings import Finding
     from .lint import LintResult, lint_paths, lint_source
+    from .transform import MigrationResult, migrate_source
 
 __all__ = [
     "Finding",
     "LintResult",
     "MigrateError",
+    "MigrationResult",
     "SourceError",
     "UsageError",
     "lint_paths",
     "lint_source",
+    "migrate_source",
 ]
 
 _HOMES = {
     "Finding": "findings",
     "LintResult": "lint",
     "MigrateError": "errors",
+    "MigrationResult": "transform",
     "SourceError": "errors",
     "UsageError": "errors",
     "lint_paths": "lint",
     "lint_source": "lint",
+    "migrate_source": "transform",
 }
 
 

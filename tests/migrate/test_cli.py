@@ -260,11 +260,11 @@ def test_colour_is_used_only_on_a_terminal_and_never_with_no_color(
     assert "\033[" not in capsys.readouterr().out
 
 
-def test_migrate_trial_is_not_implemented_yet_and_exits_2(
+def test_migrate_trial_without_paths_is_a_usage_error_exiting_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert migrate_main([]) == 2
-    assert capsys.readouterr().err == "migrate-trial: not implemented yet\n"
+    assert "migrate-trial: error: no paths given" in capsys.readouterr().err
 
 
 def test_parallel_jobs_report_files_that_fail_like_a_single_process(cli: Cli, tree: Path) -> None:
