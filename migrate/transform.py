@@ -213,13 +213,14 @@ def _lint_todos(
 def _check_free_names(module: cst.Module, path: str) -> None:
     """``main`` and a ``__main__`` block are the script's; a file that has them is stopped."""
     for stmt in module.body:
-        taken = None
+        taken, where = None, None
         if isinstance(stmt, cst.FunctionDef | cst.ClassDef) and stmt.name.value == "main":
-            taken = "defines `main`; rename it"
+            taken, where = "defines `main`; rename it", stmt.name
         elif isinstance(stmt, cst.If) and "__main__" in cst.Module([]).code_for_node(stmt.test):
             taken = 'has an `if __name__ == "__main__":` block; move that code out of the file'
-        if taken is not None:
-            line, column = locate(module, [stmt])[id(stmt)]
+            where = stmt.test
+        if taken is not None and where is not None:
+            line, column = locate(module, [where])[id(where)]
             raise SourceError(
                 path,
                 f"the file {taken}: the migrated script adds its own main(), then rerun",
