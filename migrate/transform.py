@@ -213,7 +213,8 @@ def _lint_todos(
 def _check_free_names(module: cst.Module, path: str) -> None:
     """``main`` and a ``__main__`` block are the script's; a file that has them is stopped."""
     for stmt in module.body:
-        taken, where = None, None
+        taken: str | None = None
+        where: cst.CSTNode | None = None
         if isinstance(stmt, cst.FunctionDef | cst.ClassDef) and stmt.name.value == "main":
             taken, where = "defines `main`; rename it", stmt.name
         elif isinstance(stmt, cst.If) and "__main__" in cst.Module([]).code_for_node(stmt.test):
