@@ -175,10 +175,10 @@ def distributed_context() -> Any:
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return det.core.DistributedContext.from_torch_distributed()
 
 
@@ -1131,12 +1131,12 @@ def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> Non
     """Average gradients over ranks before unscaling and stepping."""
     if world_size < 2:
         return
-    import torch.distributed as dist
+    import torch.distributed as torch_dist
 
     for group in optimizer.param_groups:
         for param in group["params"]:
             if param.grad is not None:
-                dist.all_reduce(param.grad)
+                torch_dist.all_reduce(param.grad)
                 param.grad.div_(world_size)
 
 

@@ -70,7 +70,7 @@ def run_migrated(
         for group, steps, metrics in _REPORT.findall(done.stderr)
     ]
     storage = home / "data" / "determined"
-    return Outcome(reports, _newest_weights(storage))
+    return Outcome(reports, newest_weights(storage))
 
 
 def run_legacy(
@@ -88,10 +88,10 @@ def run_legacy(
         for record in map(json.loads, metrics_file.read_text().splitlines())
         if record["group"] in ("training", "validation")
     ]
-    return Outcome(reports, _newest_weights(storage))
+    return Outcome(reports, newest_weights(storage))
 
 
-def _newest_weights(storage: pathlib.Path) -> dict[str, torch.Tensor]:
+def newest_weights(storage: pathlib.Path) -> dict[str, torch.Tensor]:
     """The model of the checkpoint with the most steps (the run's last)."""
     newest: tuple[int, pathlib.Path] | None = None
     for metadata in storage.glob("*/metadata.json"):

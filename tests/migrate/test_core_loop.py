@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from shim.pytorch.data import DataLoader as DeterminedDataLoader
+from tests.migrate.equivalence import FIXTURES, script_arguments
 
 TEMPLATE = pathlib.Path(__file__).resolve().parents[2] / "migrate" / "templates" / "core_loop.py"
 
@@ -140,3 +141,14 @@ def test_validation_passes_are_sharded_and_reshuffled_as_determineds_loader(
             torch.set_rng_state(state)
             assert _indices(loader) == expected
             assert torch.equal(torch.get_rng_state(), after_oracle)
+
+
+@pytest.mark.parametrize(
+    "config", sorted(FIXTURES.glob("*/expected/const.yaml")), ids=lambda p: p.parent.parent.name
+)
+def test_every_migrated_entrypoint_parses_with_the_template(
+    core_loop: Any, config: pathlib.Path
+) -> None:
+    """What the config migration writes is what the loop reads."""
+    settings = core_loop.RunSettings.from_args(script_arguments(config.parent)[1:])
+    assert settings.max_length[1] > 0 and settings.metric

@@ -38,6 +38,8 @@ PL19_STEPS: tuple[tuple[str, ...], ...] = (
         "libcst",
         "tensorboard",
         "numpy",
+        # The Core API scripts that migrate-trial writes run on the real package's context.
+        "determined==0.38.1",
     ),
     ("--no-deps", "setuptools<70"),
     ("--no-deps", "--editable", str(REPO)),
