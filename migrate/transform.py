@@ -92,7 +92,7 @@ def migrate_module(
     (it may raise :class:`SourceError` when no config references the trial)."""
     classes = find_classes(module)
     trials = [info for info in classes if info.kind is Kind.TRIAL]
-    names = classes[0].names if classes else {}
+    names = _with_stars(module, classes[0].names) if classes else {}
     dynamic = _dynamic_classes(module, classes, names)
     if not trials and not dynamic:
         return MigrationResult(path, source, source, None, tuple(todo_findings(source, path)), ())
@@ -151,6 +151,31 @@ def _config(
             raise
         line, column = locate(module, [trial.node.name])[id(trial.node.name)]
         raise SourceError(exc.path, exc.reason, line, column) from None
+
+
+_STAR_NAMES = {
+    "determined.pytorch": ("DataLoader", "PyTorchTrialContext"),
+    "determined.pytorch.lightning": ("LightningAdapter",),
+}
+
+
+def _with_stars(module: cst.Module, names: Mapping[str, str]) -> Mapping[str, str]:
+    """``names`` plus what ``from determined.pytorch[.lightning] import *`` binds that the
+    rewrite knows (a name bound explicitly wins)."""
+    extra: dict[str, str] = {}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if (
+                isinstance(small, cst.ImportFrom)
+                and isinstance(small.names, cst.ImportStar)
+                and small.module is not None
+                and not small.relative
+            ):
+                source = cst.Module([]).code_for_node(small.module)
+                extra.update({n: f"{source}.{n}" for n in _STAR_NAMES.get(source, ())})
+    return {**extra, **names} if extra else names
 
 
 def _needs_visit(stmt: cst.CSTNode, targets: set[int], names: Mapping[str, str]) -> bool:
