@@ -128,12 +128,16 @@ class TrialRewriter(cst.CSTTransformer):
         self._in_trial = 0
         self._not_loads: set[int] = set()
         self._saw_init = False
+        self._rewrites = 0  # expressions rewritten so far: a line whose count moved may grow
+        self._line_start: dict[int, int] = {}
 
     # -- bookkeeping: the statement and the function being rewritten -----------------------------
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.BaseStatement):
             self._statements.append((node, []))
+            if isinstance(node, cst.SimpleStatementLine):
+                self._line_start[id(node)] = self._rewrites
         found = self.node_todos.get(id(node))
         if found and self._statements:
             self._statements[-1][1].extend(found)
@@ -283,6 +287,7 @@ class TrialRewriter(cst.CSTTransformer):
             new = _dotted_expr("core_loop.TrialContext")
         else:
             return updated
+        self._rewrites += 1
         return new.with_changes(lpar=original.lpar, rpar=original.rpar)
 
     # -- the old context's calls -----------------------------------------------------------------
@@ -306,6 +311,7 @@ class TrialRewriter(cst.CSTTransformer):
         args = updated_node.args
         if attr == "get_hparam" and len(args) == 1 and args[0].keyword is None and not args[0].star:
             self.edits.context_calls += 1
+            self._rewrites += 1
             index = cst.SubscriptElement(cst.Index(args[0].value))
             hparams = func.with_changes(attr=cst.Name("hparams"))
             return cst.Subscript(
@@ -313,6 +319,7 @@ class TrialRewriter(cst.CSTTransformer):
             )
         if attr in _GETTERS and not args:
             self.edits.context_calls += 1
+            self._rewrites += 1
             return func.with_changes(
                 attr=cst.Name(_GETTERS[attr]), lpar=updated_node.lpar, rpar=updated_node.rpar
             )
@@ -328,7 +335,8 @@ class TrialRewriter(cst.CSTTransformer):
         self, original_node: cst.SimpleStatementLine, updated_node: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         result = self._adapter_init(updated_node)
-        if result is updated_node and updated_node is not original_node:
+        rewritten = self._line_start.pop(id(original_node), self._rewrites) != self._rewrites
+        if result is updated_node and rewritten:
             return fit_line(original_node, updated_node, self._width(), self._unit)
         return result
 
@@ -492,10 +500,12 @@ def fit_line(
     """``updated`` with its first call's arguments on lines of their own (as ruff format
     would: all on one indented line if they fit, else one per line) when the rewrite made a
     line longer than ``LINE_LENGTH`` that was not before."""
-    if _widest(updated, indent) <= LINE_LENGTH or _widest(original, indent) > LINE_LENGTH:
+    code = cst.Module([]).code_for_node(updated)
+    lines = code.splitlines()
+    if max(indent + len(line.expandtabs(4)) for line in lines or [""]) <= LINE_LENGTH:
         return updated
-    if "\n" in cst.Module([]).code_for_node(updated).rstrip("\r\n"):
-        return updated  # already spread over lines: leave the layout to the user
+    if len(lines) > 1 or _widest(original, indent) > LINE_LENGTH:
+        return updated  # spread over lines, or long already: the layout is the user's
     calls = iter_nodes_in_order(updated, (cst.Call,))
     call = next((c for c in calls if isinstance(c, cst.Call) and c.args), None)
     if call is None:

@@ -45,7 +45,12 @@ def _is_import_line(stmt: cst.CSTNode) -> bool:
 
 
 def _dotted(node: cst.BaseExpression) -> str:
-    return cst.Module([]).code_for_node(node).replace(" ", "")
+    parts: list[str] = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    parts.append(node.value if isinstance(node, cst.Name) else cst.Module([]).code_for_node(node))
+    return ".".join(reversed(parts))
 
 
 def _bound(alias: cst.ImportAlias, straight: bool) -> str:
@@ -154,7 +159,7 @@ def add_import(
 ) -> list[cst.BaseStatement]:
     """``body`` with ``import dotted [as asname]`` in its section of the leading import block."""
     alias = cst.ImportAlias(
-        name=cst.parse_expression(dotted),  # type: ignore[arg-type]
+        name=_name_expr(dotted),
         asname=cst.AsName(cst.Name(asname)) if asname else None,
     )
     new = cst.SimpleStatementLine([cst.Import(names=[alias])])
@@ -184,6 +189,14 @@ def add_import(
 def _line(stmt: cst.BaseStatement) -> cst.SimpleStatementLine | cst.BaseCompoundStatement:
     assert isinstance(stmt, cst.SimpleStatementLine | cst.BaseCompoundStatement)
     return stmt
+
+
+def _name_expr(dotted: str) -> cst.Name | cst.Attribute:
+    head, *rest = dotted.split(".")
+    expr: cst.Name | cst.Attribute = cst.Name(head)
+    for part in rest:
+        expr = cst.Attribute(value=expr, attr=cst.Name(part))
+    return expr
 
 
 def _is_docstring(stmt: cst.BaseStatement) -> bool:

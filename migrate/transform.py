@@ -11,6 +11,7 @@ is parsed and printed, nothing more, which keeps the codemod near libcst's parse
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ _MAIN = """def main() -> None:
 if __name__ == "__main__":
     main()
 """
+_PLACEHOLDER = "__migrated_trial__"
 _SKIPPED_LINT = frozenset({"LA312"})  # repeated data module hooks: a note, not a conversion
 
 
@@ -119,13 +121,23 @@ def migrate_module(
         names, trial.node if trial is not None else None, todos, module.default_indent
     )
     targets = {id(node) for node in dynamic} | ({id(trial.node)} if trial else set())
-    body = [
-        stmt.visit(rewriter) if _needs_visit(stmt, targets, names) else stmt for stmt in module.body
-    ]
-    flat: list[cst.BaseStatement] = [stmt for stmt in body if isinstance(stmt, cst.BaseStatement)]
+    determined = {name for name, target in names.items() if target.startswith("determined")}
+    # Only statements that hold the trial or a determined name are walked; the others cannot
+    # keep a determined import alive (except by a string, e.g. in __all__).
+    flat: list[cst.BaseStatement] = []
+    walked: list[cst.BaseStatement] = []
+    for stmt in module.body:
+        if _needs_visit(stmt, targets, determined):
+            new = stmt.visit(rewriter)
+            if isinstance(new, cst.BaseStatement):
+                walked.append(new)
+                flat.append(new)
+        else:
+            flat.append(stmt)
     changes: list[str] = []
     if trial is not None:
-        flat, import_changes = _fix_imports(flat, rewriter, local_modules, path)
+        used = used_names(walked) | {n for n in determined if _quoted(n, source)}
+        flat, import_changes = _fix_imports(flat, used, rewriter, local_modules, path)
         changes.extend(_describe(trial.name, rewriter))
         changes.extend(import_changes)
         script = list(_main(trial.name, config, _det_name(flat), module).body)
@@ -178,10 +190,13 @@ def _with_stars(module: cst.Module, names: Mapping[str, str]) -> Mapping[str, st
     return {**extra, **names} if extra else names
 
 
-def _needs_visit(stmt: cst.CSTNode, targets: set[int], names: Mapping[str, str]) -> bool:
+def _quoted(name: str, source: str) -> bool:
+    return f'"{name}"' in source or f"'{name}'" in source
+
+
+def _needs_visit(stmt: cst.CSTNode, targets: set[int], determined: set[str]) -> bool:
     if id(stmt) in targets:
         return True
-    determined = {name for name, target in names.items() if target.startswith("determined")}
     for node in iter_nodes(stmt, (cst.ClassDef, cst.Name)):
         if id(node) in targets or (isinstance(node, cst.Name) and node.value in determined):
             return True
@@ -267,11 +282,11 @@ def _bindings(body: Sequence[cst.BaseStatement]) -> dict[str, str]:
 
 def _fix_imports(
     body: list[cst.BaseStatement],
+    used: set[str],
     rewriter: TrialRewriter,
     local_modules: Collection[str],
     path: str,
 ) -> tuple[list[cst.BaseStatement], list[str]]:
-    used = used_names(body) | {"core_loop", "pathlib"}
     body, removed = remove_unused(body, used)
     local = {*local_modules, "core_loop"}
     bound = _bindings(body)
@@ -324,6 +339,17 @@ def _det_name(body: Sequence[cst.BaseStatement]) -> str:
 
 
 def _main(trial: str, config: str, det: str, module: cst.Module) -> cst.Module:
+    template, placeholder = _main_template(
+        config, det, module.default_indent, module.default_newline
+    )
+    replaced = template.deep_replace(placeholder, cst.Name(trial))
+    assert isinstance(replaced, cst.Module)  # the placeholder is a Name inside it
+    return replaced
+
+
+@functools.lru_cache(maxsize=64)
+def _main_template(config: str, det: str, indent: str, newline: str) -> tuple[cst.Module, cst.Name]:
+    """``main()`` parsed once per layout; the trial's name is put in by :func:`_main`."""
     if "/" in config:
         target, where = f'pathlib.Path(__file__).parent / "{config}"', "the trial's config"
     else:
@@ -334,13 +360,19 @@ def _main(trial: str, config: str, det: str, module: cst.Module) -> cst.Module:
     local = f"        info = core_loop.local_cluster_info({target})"
     if len(local) > LINE_LENGTH:
         local = f"        config = {target}\n        info = core_loop.local_cluster_info(config)"
-    text = _MAIN.format(det=det, trial=trial, local=local, where=where)
-    if module.default_indent != "    ":
-        text = re.sub(
-            "^(?:    )+", lambda m: module.default_indent * (len(m[0]) // 4), text, flags=re.M
-        )
-    text = text.replace("\n", module.default_newline)
-    return cst.parse_module(text, config=module.config_for_parsing)
+    text = _MAIN.format(det=det, trial=_PLACEHOLDER, local=local, where=where)
+    if indent != "    ":
+        text = re.sub("^(?:    )+", lambda m: indent * (len(m[0]) // 4), text, flags=re.M)
+    text = text.replace("\n", newline)
+    parsed = cst.parse_module(
+        text, config=cst.PartialParserConfig(default_indent=indent, default_newline=newline)
+    )
+    found = [
+        n
+        for n in iter_nodes(parsed, (cst.Name,))
+        if isinstance(n, cst.Name) and n.value == _PLACEHOLDER
+    ]
+    return parsed, found[0]
 
 
 def _describe(name: str, rewriter: TrialRewriter) -> list[str]:
