@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 STATE_FILE = "state_dict.pth"
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: full precision needs no context
 _UNITS = ("batches", "epochs", "records")
 # What decides a loader's batches; its other arguments (workers, collate, ...) are kept.
 _SAMPLING_ARGS = frozenset(
@@ -412,6 +413,7 @@ class _Module:
         self.scaler = torch.amp.GradScaler(context.device.type) if self.precision == "16" else None
         self.log = _Log()
         self.trainer = _Trainer(self, context)
+        self._overridden: dict[str, bool] = {}
         self.optimizers: list[Any] = []
         self.schedulers: list[dict[str, Any]] = []
         self.frequencies: list[int] | None = None
@@ -435,14 +437,22 @@ class _Module:
         lm.to(context.device)
 
     def overrides(self, name: str) -> bool:
-        method = getattr(type(self.lm), name, None)
-        return method is not None and method is not getattr(self.base, name, None)
+        overridden = self._overridden.get(name)
+        if overridden is None:  # looked up once per name: hooks run on every batch
+            method = getattr(type(self.lm), name, None)
+            overridden = method is not None and method is not getattr(self.base, name, None)
+            self._overridden[name] = overridden
+        return overridden
 
     def hook(self, name: str, *args: Any) -> Any:
         if not self.overrides(name):
             return None
-        with self.log.scope(name):
+        log = self.log
+        previous, log.hook = log.hook, name  # what self.log's defaults depend on
+        try:
             return getattr(self.lm, name)(*args)
+        finally:
+            log.hook = previous
 
     def configure(self, epoch_len: int, total: int) -> None:
         """Lightning configures optimizers once the data is known, then calls on_fit_start."""
@@ -454,6 +464,7 @@ class _Module:
         self.optimizers, self.schedulers, self.frequencies = _parse_optimizers(
             self.lm.configure_optimizers()
         )
+        self.every_optimizer = list(range(len(self.optimizers)))
         self.hook("on_fit_start")
 
     def epoch_start(self, epoch: int) -> None:
@@ -486,7 +497,7 @@ class _Module:
 
     def _active(self, batch_idx: int) -> list[int]:
         if self.frequencies is None:
-            return list(range(len(self.optimizers)))
+            return self.every_optimizer
         bounds = list(itertools.accumulate(self.frequencies))
         return [next(i for i, b in enumerate(bounds) if batch_idx % bounds[-1] < b)]
 
@@ -497,8 +508,13 @@ class _Module:
         legacy_idx = (opt_idx,) if self.major == 1 else ()
         if several:
             lm.toggle_optimizer(optimizer, *legacy_idx)
-        with self.autocast(), self.log.scope("training_step"):
-            output = lm.training_step(batch, batch_idx, *((opt_idx,) if several else ()))
+        log = self.log
+        with self.autocast():
+            log.hook = "training_step"
+            try:
+                output = lm.training_step(batch, batch_idx, *((opt_idx,) if several else ()))
+            finally:
+                log.hook = ""
         if self.overrides("training_step_end"):
             ended = self.hook("training_step_end", output)
             output = output if ended is None else ended
@@ -552,10 +568,10 @@ class _Module:
     def _batch_metrics(self, outputs: list[Any], logged: list[dict[str, Any]]) -> dict[str, Any]:
         """Scalar outputs and step-logged values of each optimizer, ``opt{i}_``-prefixed where
         several optimizers give the same name (as Determined's adapter reported them)."""
-        per_opt = [{**_scalars(out), **values} for out, values in zip(outputs, logged, strict=True)]
         rest = self.log.take_step_metrics()
-        if len(per_opt) == 1:
-            return {**per_opt[0], **rest}
+        if len(outputs) == 1:
+            return {**_scalars(outputs[0]), **logged[0], **rest}
+        per_opt = [{**_scalars(out), **values} for out, values in zip(outputs, logged, strict=True)]
         counts: dict[str, int] = {}
         for metrics in per_opt:
             for name in metrics:
@@ -603,8 +619,12 @@ class _Module:
                     batch = _to_device(batch, self.context.device)
                     self.log.batch = batch
                     self.hook("on_validation_batch_start", batch, idx, *extra)
-                    with self.autocast(), self.log.scope("validation_step"):
-                        output = self.lm.validation_step(batch, idx)
+                    with self.autocast():
+                        self.log.hook = "validation_step"
+                        try:
+                            output = self.lm.validation_step(batch, idx)
+                        finally:
+                            self.log.hook = ""
                     if self.overrides("validation_step_end"):
                         ended = self.hook("validation_step_end", output)
                         output = output if ended is None else ended
@@ -626,7 +646,7 @@ class _Module:
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.precision == "32":
-            return contextlib.nullcontext()
+            return _NO_AUTOCAST
         dtype = torch.float16 if self.precision == "16" else torch.bfloat16
         return torch.autocast(self.context.device.type, dtype=dtype, cache_enabled=False)
 
@@ -793,14 +813,6 @@ class _Log:
         self.logged_metrics: dict[str, Any] = {}
         self.epoch: dict[str, dict[str, list[Any]]] = {"train": {}, "val": {}}
         self.stepped_too: set[str] = set()
-
-    @contextlib.contextmanager
-    def scope(self, hook: str) -> Iterator[None]:
-        previous, self.hook = self.hook, hook
-        try:
-            yield
-        finally:
-            self.hook = previous
 
     def log(
         self,
@@ -1099,7 +1111,14 @@ def _average(batch_metrics: list[dict[str, Any]]) -> dict[str, float]:
         for name, value in metrics.items():
             if value is not None:
                 values.setdefault(name, []).append(value)
-    return {name: float(np.mean(np.stack([_numpy(v) for v in vs]))) for name, vs in values.items()}
+    return {name: float(np.mean(_stacked(vs))) for name, vs in values.items()}
+
+
+def _stacked(values: list[Any]) -> np.ndarray:
+    # One device-to-host copy for a report's tensors, not one per batch: the same float32 data.
+    if all(isinstance(v, torch.Tensor) for v in values):
+        return torch.stack([v.detach() for v in values]).cpu().numpy()
+    return np.stack([_numpy(v) for v in values])
 
 
 def _reduce_mean(outputs: list[dict[str, Any]]) -> dict[str, float]:
