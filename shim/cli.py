@@ -1,4 +1,5 @@
-"""``run-trial CONFIG [CONTEXT_DIR]``: run a legacy LightningAdapter trial unchanged.
+"""``run-trial CONFIG [CONTEXT_DIR]``: run a legacy LightningAdapter trial unchanged, or a Core
+API script entrypoint (``python3 model_def.py ARGS``) on ``shim.core`` (see ``shim.script_run``).
 
 Exit status: 0 completed; 1 the trial failed (after its restarts), or this package failed (a bug:
 one line says so, the traceback goes to ``run-trial-error.log`` in the run's folder); 2 the user's
@@ -31,7 +32,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run-trial",
-        description="Run a legacy Determined LightningAdapter trial locally (resumes by default).",
+        description="Run a legacy Determined LightningAdapter trial, or a Core API script "
+        "entrypoint, locally (resumes by default).",
         epilog="Also: run-trial export-lightning CHECKPOINT_DIR OUT.ckpt",
     )
     parser.add_argument("config", type=pathlib.Path, help="experiment config (const.yaml)")
@@ -52,7 +54,7 @@ def _run_parser() -> argparse.ArgumentParser:
         "--max-length",
         type=int,
         metavar="BATCHES",
-        help="train this many batches instead of searcher.max_length",
+        help="train this many batches instead of searcher.max_length (module:Class trials)",
     )
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--checkpoint-storage", metavar="DIR", help="override checkpoint_storage")

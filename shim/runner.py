@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -36,6 +37,7 @@ from shim.pytorch.trial_io import steps_completed
 from shim.resume import find_resume_point, new_run_id
 from shim.runfiles import RecordingReporter, RunRecord, make_runs_folder
 from shim.runlock import RunLock
+from shim.script_run import ScriptRun
 
 __all__ = ["RunOptions", "RunRecord", "run_folder", "run_plan", "run_trial"]
 
@@ -97,7 +99,11 @@ def _run_in_folder(
         reporter.on_message(notice)
     started = time.monotonic()
     with determined_namespace(), trial_folder(options.context_dir):
-        trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
+        if config.script is None:
+            trial_cls = load_entrypoint(config.entrypoint, options.context_dir)
+            run_once: Any = functools.partial(_run_once, trial_cls)
+        else:  # a Core API script, run in this process on shim.core
+            run_once = ScriptRun(config, options.context_dir, options.max_length).run_once
         if options.fresh and chief and run_dir.exists():
             # Only now that the trial loads: the previous run's folder is kept, renamed.
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -109,8 +115,7 @@ def _run_in_folder(
         try:
             while True:
                 try:
-                    result = _run_once(
-                        trial_cls,
+                    result = run_once(
                         config,
                         hparams,
                         plan,

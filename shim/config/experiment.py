@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shim.config._checks import section
 from shim.config._schema import CLUSTER_ONLY, FIELD_CHECKS, TOP_LEVEL_DEFAULTS
-from shim.config._where import KeyPath, Where
+from shim.config._where import ConfigError, KeyPath, Where
 from shim.config._yaml import load_yaml
 from shim.config.hparams import check_global_batch_size, check_space, resolve_with
 from shim.config.length import Length
@@ -62,6 +64,9 @@ class ExperimentConfig:
     experiment_seed: int | None
     records_per_epoch: int | None
     raw: dict[str, Any]
+    # A command entrypoint: the script (relative to the context directory) and its arguments,
+    # the launcher prefix left out; None for a module:Class trial.
+    script: tuple[str, ...] | None = None
     source: str = field(default="<config>", compare=False)
     # Things the user should hear about once, e.g. fields accepted but ignored; each one starts
     # with the file:line it concerns.
@@ -93,6 +98,10 @@ class ExperimentConfig:
         """The (possibly dotted) name of the trial class inside its module."""
         return self.entrypoint.partition(":")[2]
 
+    def entrypoint_error(self, message: str) -> ConfigError:
+        """An error about the entrypoint, prefixed with the config's file:line."""
+        return self._where.error(("entrypoint",), message)
+
     def resolve_hparams(self, overrides: Mapping[str, str]) -> dict[str, Any]:
         """This config's hyperparameters for one trial; see ``shim.config.resolve_hparams``."""
         return resolve_with(self.hyperparameters, overrides, self._where)
@@ -109,15 +118,10 @@ def parse_experiment_config(raw: Mapping[str, Any], source: str = "<config>") ->
     return _build(raw, Where(source))
 
 
-def _check_entrypoint(value: Any, path: KeyPath, where: Where) -> str:
+def _check_entrypoint(value: Any, path: KeyPath, where: Where) -> Any:
     if isinstance(value, list) or (isinstance(value, str) and _looks_like_command(value)):
-        shown = " ".join(str(part) for part in value) if isinstance(value, list) else value
-        raise where.error(
-            path,
-            f"'entrypoint' is the command {shown!r}, but run-trial runs PyTorchTrial entrypoints "
-            f"only, given as module:Class ({_EXAMPLE}, the module relative to the context "
-            "directory); run a script entrypoint with python directly",
-        )
+        _script_command(value, path, where)
+        return value
     if not isinstance(value, str):
         raise where.error(path, f"'entrypoint' must be a string module:Class, got {value!r}")
     module, colon, qualname = value.partition(":")
@@ -136,8 +140,36 @@ def _check_entrypoint(value: Any, path: KeyPath, where: Where) -> str:
     return value
 
 
+def _script_command(value: Any, path: KeyPath, where: Where) -> tuple[str, ...]:
+    """``python3 script.py ARGS`` (a string or a list of words, optionally after Determined's
+    ``python3 -m determined.launch.torch_distributed [OPTIONS --]``) -> ``(script.py, *ARGS)``."""
+    try:
+        words = shlex.split(value) if isinstance(value, str) else list(value)
+    except ValueError as exc:
+        raise where.error(path, f"'entrypoint' {value!r} is not a valid command: {exc}") from exc
+    if not all(isinstance(word, str) for word in words):
+        raise where.error(path, f"'entrypoint' as a list must hold strings, got {value!r}")
+    shown = shlex.join(words)
+    if words[:1] and _PYTHON.match(words[0]) and words[1:3] == list(_LAUNCHER):
+        # One process runs locally; several ranks come from torchrun, each running the script.
+        words = words[3:]
+        words = words[words.index("--") + 1 :] if "--" in words else words
+    if len(words) < 2 or not _PYTHON.match(words[0]) or not words[1].endswith(".py"):
+        raise where.error(
+            path,
+            f"'entrypoint' is the command {shown!r}, but run-trial runs a Python script, "
+            "'python3 script.py [ARGS...]' (optionally after 'python3 -m "
+            f"determined.launch.torch_distributed'), or a trial class, module:Class ({_EXAMPLE})",
+        )
+    return tuple(words[1:])
+
+
 def _looks_like_command(value: str) -> bool:
     return any(char.isspace() for char in value.strip()) or value.endswith((".py", ".sh"))
+
+
+_PYTHON = re.compile(r"^(.*/)?python(\d+(\.\d+)?)?$")
+_LAUNCHER = ("-m", "determined.launch.torch_distributed")
 
 
 def _dotted(name: str) -> bool:
@@ -165,10 +197,16 @@ def _build(data: Any, where: Where) -> ExperimentConfig:
         )
     # Validators copy only what they normalise; the caller's dict must stay untouched.
     raw = _TOP_LEVEL(copy.deepcopy(data), (), where)
-    check_global_batch_size(raw["hyperparameters"], where)
+    entrypoint = raw["entrypoint"]
+    script = None
+    if isinstance(entrypoint, list) or _looks_like_command(entrypoint):
+        script = _script_command(entrypoint, ("entrypoint",), where)
+        entrypoint = entrypoint if isinstance(entrypoint, str) else shlex.join(entrypoint)
+    else:  # a Core API script owns its batch size; a trial class reads global_batch_size
+        check_global_batch_size(raw["hyperparameters"], where)
     seed = (raw.get("reproducibility") or {}).get("experiment_seed")
     return ExperimentConfig(
-        entrypoint=raw["entrypoint"],
+        entrypoint=entrypoint,
         hyperparameters=raw["hyperparameters"],
         searcher=_searcher(raw["searcher"]),
         min_validation_period=_given_length(data, raw, "min_validation_period"),
@@ -183,6 +221,7 @@ def _build(data: Any, where: Where) -> ExperimentConfig:
         experiment_seed=seed,
         records_per_epoch=data.get("records_per_epoch"),
         raw=raw,
+        script=script,
         source=where.source,
         notices=_notices(data, where),
         _where=where,

@@ -170,10 +170,13 @@ ERRORS: list[tuple[dict[str, Any], str]] = [
     (minimal(hyperparameters=None), "missing required key 'hyperparameters.global_batch_size'"),
     (minimal(hyperparameters={"lr": 0.1}), "add e.g. 'global_batch_size: 32' under hyperp"),
     # entrypoint
-    (minimal(entrypoint="python3 train.py"), "'entrypoint' is the command 'python3 train.py', "
-     "but run-trial runs PyTorchTrial entrypoints only"),
-    (minimal(entrypoint=["python3", "train.py"]), "is the command 'python3 train.py'"),
+    (minimal(entrypoint="python3 -m train"), "'entrypoint' is the command 'python3 -m train', "
+     "but run-trial runs a Python script, 'python3 script.py [ARGS...]'"),
+    (minimal(entrypoint=["bash", "train.sh"]), "is the command 'bash train.sh'"),
     (minimal(entrypoint="train.py"), "is the command 'train.py'"),
+    (minimal(entrypoint="python3 'train.py"), "'entrypoint' \"python3 'train.py\" is not a valid "
+     "command: No closing quotation"),
+    (minimal(entrypoint=["python3", 3]), "'entrypoint' as a list must hold strings"),
     (minimal(entrypoint="model_def.MNISTTrial"), "'entrypoint' must be module:Class (e.g. "
      "model_def:MNISTTrial), got 'model_def.MNISTTrial'; did you mean 'model_def:MNISTTrial'?"),
     (minimal(entrypoint="Trial"), "'entrypoint' must be module:Class (e.g. model_def:MNISTTrial)"
