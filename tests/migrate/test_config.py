@@ -4,6 +4,7 @@ rules and idempotency, over inline configs, Determined-shaped legacy configs and
 from __future__ import annotations
 
 import pickle
+import re
 import shlex
 import textwrap
 from collections.abc import Mapping
@@ -18,8 +19,11 @@ from migrate.config import ConfigChange, ConfigMigrationError, migrate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = Path(__file__).with_name("configs")
+# The project's legacy configs (`entrypoint: module:Class`); a script entrypoint needs no migration.
 PROJECT_CONFIGS = sorted(
-    [*ROOT.glob("fixtures/*/const.yaml"), *ROOT.glob("tests/run/trials/*/const.yaml")]
+    path
+    for path in [*ROOT.glob("fixtures/*/const.yaml"), *ROOT.glob("tests/run/trials/*/const.yaml")]
+    if re.search(r"^entrypoint: *[\w.]+:\w+ *$", path.read_text(), re.MULTILINE)
 )
 FILE_PAIRS = sorted(CONFIGS.glob("*.migrated.yaml"))
 REMOVED = (

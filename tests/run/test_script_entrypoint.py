@@ -524,6 +524,9 @@ def test_a_migrated_trial_preempted_and_rerun_ends_with_the_weights_of_its_legac
     _edit(
         trial / "mnist_like_lm.py", "\nimport torch\n", "\nimport os\nimport signal\nimport torch\n"
     )
+    # Another test of this process may have imported the unedited fixture's modules.
+    for name in ("mnist_like_lm", "model_def", "core_loop"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     storage = tmp_path / "storage"
     monkeypatch.setenv("MIGRATED_STOP_AT", str(stop_at))
     code, summary, err = _run_in_process(trial, storage)
