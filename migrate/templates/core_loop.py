@@ -932,14 +932,7 @@ class _Batches:
         self.epoch: int | None = None
         self.iterator: Iterator[Any] | None = None
         self.slices = _Slices()
-        kwargs = {
-            name: getattr(loader, name)
-            for name in inspect.signature(data.DataLoader).parameters
-            if name
-            not in {"dataset", "batch_size", "shuffle", "sampler", "batch_sampler", "drop_last"}
-            and hasattr(loader, name)
-        }
-        self.torch_loader = data.DataLoader(loader.dataset, batch_sampler=self.slices, **kwargs)
+        self.torch_loader = _reloaded(loader, self.slices)
         self.reuses_iterator = loader.persistent_workers and loader.num_workers > 0
 
     def seek(self, start: int) -> None:
@@ -1027,13 +1020,18 @@ def _validation_loader(loader: Any, dist: Any) -> Any:
     shuffled = isinstance(getattr(sampler, "sampler", None), data.RandomSampler)
     if dist.size == 1 and not (shuffled and loader.generator is None):
         return loader
+    return _reloaded(loader, _ValidationPasses(loader, dist.size, dist.rank))
+
+
+def _reloaded(loader: Any, batch_sampler: Any) -> data.DataLoader:
+    """A loader like ``loader`` (workers, collate, pinning, ...) whose batches come from
+    ``batch_sampler``."""
     kwargs = {
         name: getattr(loader, name)
         for name in inspect.signature(data.DataLoader).parameters
         if name not in _SAMPLING_ARGS and hasattr(loader, name)
     }
-    passes = _ValidationPasses(loader, dist.size, dist.rank)
-    return data.DataLoader(loader.dataset, batch_sampler=passes, **kwargs)
+    return data.DataLoader(loader.dataset, batch_sampler=batch_sampler, **kwargs)
 
 
 class _ValidationPasses(data.Sampler):
