@@ -21,7 +21,7 @@ from .classes import kind_of_name
 from .todos import LINE_LENGTH, has_todo, todo_lines
 from .walk import iter_nodes, iter_nodes_in_order
 
-__all__ = ["Edits", "Todo", "TrialRewriter", "fit_line", "qualify"]
+__all__ = ["TRIAL_CONTEXT_FIELDS", "Edits", "Todo", "TrialRewriter", "fit_line", "qualify"]
 
 _Node = TypeVar("_Node", bound=cst.CSTNode)
 Todo = tuple[str, str, str]  # code, subject (what was found), fix
@@ -65,6 +65,26 @@ _CONTEXT_FIXES = {
     "backward": "core_loop.train optimizes automatically; move manual steps into the module",
     "step_optimizer": "core_loop.train optimizes automatically; move manual steps into the module",
 }
+# core_loop.TrialContext's fields: reading them off a context needs no rewrite.
+TRIAL_CONTEXT_FIELDS = frozenset(
+    {
+        "hparams",
+        "data_config",
+        "experiment_config",
+        "per_slot_batch_size",
+        "global_batch_size",
+        "distributed",
+        "device",
+        "trial_id",
+        "trial_seed",
+    }
+)
+_PASSED_ON = (
+    "core_loop.TrialContext has plain fields, not the old methods: check that what it reaches "
+    'only reads fields (get_hparam("x") -> hparams["x"])'
+)
+_HARMLESS = frozenset({"isinstance"})  # calls that take the context without using its methods
+_SHOWN = 48  # the longest piece of code quoted in a TODO
 _ADAPTER_ARGS = ("context", "lightning_module", "precision", "amp_backend", "amp_level")
 _SUPER_INIT = m.Call(func=m.Attribute(value=m.Call(func=m.Name("super")), attr=m.Name("__init__")))
 _SELF = cst.Name("self")
@@ -127,6 +147,8 @@ class TrialRewriter(cst.CSTTransformer):
         self._context_attrs = _context_attributes(trial, names) if trial is not None else set()
         self._in_trial = 0
         self._not_loads: set[int] = set()
+        self._called: set[int] = set()  # call targets and stores: not a reference taken
+        self._kept: set[int] = set()  # context arguments the rewrite itself consumes
         self._saw_init = False
         self._rewrites = 0  # expressions rewritten so far: a line whose count moved may grow
         self._line_start: dict[int, int] = {}
@@ -255,6 +277,7 @@ class TrialRewriter(cst.CSTTransformer):
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         self._not_loads.add(id(node.attr))
+        self._method_taken(node)
 
     def visit_Arg(self, node: cst.Arg) -> None:
         if node.keyword is not None:
@@ -303,16 +326,96 @@ class TrialRewriter(cst.CSTTransformer):
             and node.attr.value in self._context_attrs
         )
 
+    # -- the context passed on: code the rewrite cannot follow ------------------------------------
+
+    def _passed_on(self, value: cst.BaseExpression | None, how: str) -> None:
+        """A TODO when ``value`` is the context itself, which ``how`` hands to other code."""
+        if value is None or id(value) in self._kept or not self._is_context(value):
+            return
+        self._todo("LA423", f"`{_shown(value)}` {how}", _PASSED_ON)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        self._called.add(id(node.func))
+        if (self._in_trial and self._is_adapter_init(node)) or qualify(node.func, {}) in _HARMLESS:
+            self._kept.update(id(arg.value) for arg in node.args)
+            return
+        callee = _shown(node.func) if isinstance(node.func, cst.Name | cst.Attribute) else "a call"
+        for arg in node.args:
+            self._passed_on(arg.value, f"passed to `{callee}`")
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self._passed_on(node.value, "returned")
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        value = node.value
+        self._passed_on(value if isinstance(value, cst.BaseExpression) else None, "yielded")
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self._passed_on(node.body, "returned by a lambda")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._called.add(id(target.target))
+        if self._in_trial and all(
+            _self_attribute(t.target) in self._context_attrs for t in node.targets
+        ):
+            return  # self.<attr> = context: the attributes the rewrite follows
+        targets = ", ".join(_shown(t.target) for t in node.targets)
+        self._passed_on(node.value, f"stored in `{targets}`")
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._called.add(id(node.target))
+        if self._in_trial and _self_attribute(node.target) in self._context_attrs:
+            return
+        self._passed_on(node.value, f"stored in `{_shown(node.target)}`")
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._called.add(id(node.target))
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._passed_on(node.value, f"stored in `{_shown(node.target)}`")
+
+    def visit_Element(self, node: cst.Element) -> None:
+        self._passed_on(node.value, "put in a collection")
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        self._passed_on(node.value, "put in a dict")
+
+    def _method_taken(self, node: cst.Attribute) -> None:
+        """``f = context.get_hparams``: the old method, referenced without a call."""
+        attr = node.attr.value
+        if id(node) in self._called or attr in TRIAL_CONTEXT_FIELDS:
+            return
+        if not self._is_context(node.value):
+            return
+        if attr in _GETTERS:
+            field = f"{_shown(node.value)}.{_GETTERS[attr]}"
+            fix = f"core_loop.TrialContext has no such method: read `{field}` where this is called"
+            self._todo("LA423", f"`{_shown(node)}` is referenced, not called", fix)
+        else:
+            fix = _CONTEXT_FIXES.get(attr, "pass the value in from main()")
+            subject = f"`{_shown(node)}` has no core_loop.TrialContext value"
+            self._todo("LA420", subject, fix)
+
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         func = updated_node.func
         if not isinstance(func, cst.Attribute) or not self._is_context(func.value):
             return updated_node
         attr = func.attr.value
         args = updated_node.args
-        if attr == "get_hparam" and len(args) == 1 and args[0].keyword is None and not args[0].star:
+        name = _hparam_name(args) if attr == "get_hparam" else None
+        if attr == "get_hparam" and name is None:
+            receiver = cst.Module([]).code_for_node(func.value)
+            self._todo(
+                "LA420",
+                f"`{receiver}.get_hparam()` with these arguments",
+                "read the value as context.hparams[name]",
+            )
+            return updated_node
+        if name is not None:
             self.edits.context_calls += 1
             self._rewrites += 1
-            index = cst.SubscriptElement(cst.Index(args[0].value))
+            index = cst.SubscriptElement(cst.Index(name))
             hparams = func.with_changes(attr=cst.Name("hparams"))
             return cst.Subscript(
                 value=hparams, slice=[index], lpar=updated_node.lpar, rpar=updated_node.rpar
@@ -437,6 +540,31 @@ class TrialRewriter(cst.CSTTransformer):
         return lines
 
 
+def _self_attribute(node: cst.BaseExpression) -> str | None:
+    """``x`` for ``self.x``, else None."""
+    if (
+        isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == "self"
+    ):
+        return node.attr.value
+    return None
+
+
+def _shown(node: cst.CSTNode) -> str:
+    """``node``'s code on one line, cut to ``_SHOWN`` characters, to quote in a TODO."""
+    code = " ".join(cst.Module([]).code_for_node(node).split())
+    return code if len(code) <= _SHOWN else code[: _SHOWN - 3] + "..."
+
+
+def _hparam_name(args: Sequence[cst.Arg]) -> cst.BaseExpression | None:
+    """The name ``get_hparam(name)`` reads: one argument, by position or as ``name=``."""
+    if len(args) != 1 or args[0].star:
+        return None
+    keyword = args[0].keyword
+    return args[0].value if keyword is None or keyword.value == "name" else None
+
+
 def _context_attributes(trial: cst.ClassDef, names: Mapping[str, str]) -> set[str]:
     """``self.<attr>`` names the trial's ``__init__`` binds to its context parameter."""
     attrs: set[str] = set()
@@ -447,11 +575,12 @@ def _context_attributes(trial: cst.ClassDef, names: Mapping[str, str]) -> set[st
         if len(params) < 2:
             continue
         context = params[1].name.value
-        for assign in iter_nodes(node.body, (cst.Assign,)):
-            assert isinstance(assign, cst.Assign)
+        for assign in iter_nodes(node.body, (cst.Assign, cst.AnnAssign)):
+            assert isinstance(assign, cst.Assign | cst.AnnAssign)
             if not (isinstance(assign.value, cst.Name) and assign.value.value == context):
                 continue
-            for target in assign.targets:
+            targets = assign.targets if isinstance(assign, cst.Assign) else [assign]
+            for target in targets:
                 expr = target.target
                 if (
                     isinstance(expr, cst.Attribute)

@@ -70,6 +70,17 @@ CODES: dict[str, MigrateCode] = {
             "attributes of the trial, or there is no such call",
             "set self.lightning_module (and precision, amp_backend, amp_level if used) in __init__",
         ),
+        MigrateCode(
+            "LA423",
+            "trial context passed on",
+            "the context is a core_loop.TrialContext now, with plain fields and none of the old "
+            "context's methods; the rewrite follows its calls in the trial only, not into code "
+            "it is passed to, stored in or returned to, nor through a method referenced without "
+            "a call",
+            "check that the code it reaches only reads TrialContext's fields "
+            '(get_hparam("x") -> hparams["x"], get_data_config() -> data_config), or pass that '
+            "code the values it needs",
+        ),
     )
 }
 
@@ -89,9 +100,19 @@ def todo_lines(code: str, text: str, indent: int = 0) -> list[str]:
 
 
 def has_todo(comments: list[str], code: str, text: str) -> bool:
-    """Whether ``comments`` (comment lines above a statement) already hold this TODO."""
-    wanted = todo_lines(code, text)[0]
-    return any(comment.strip() == wanted for comment in comments)
+    """Whether ``comments`` (comment lines above a statement) already hold this TODO, however
+    it was wrapped (the width depends on the statement's indentation)."""
+    wanted = " ".join(f"{TODO_PREFIX}{code}): {text}".split())
+    held: list[list[str]] = []
+    for comment in comments:
+        line = comment.strip()
+        if line.startswith(TODO_PREFIX):
+            held.append([line])
+        elif held and line.startswith("#   ") and held[-1]:
+            held[-1].append(line[4:])
+        elif held:
+            held.append([])  # any other comment ends the TODO above it
+    return any(" ".join(" ".join(parts).split()) == wanted for parts in held)
 
 
 def todo_findings(text: str, path: str) -> list[Finding]:

@@ -280,4 +280,5 @@ def test_list_rules_prints_migrate_trials_own_codes(cli: Cli) -> None:
         "LA420",
         "LA421",
         "LA422",
+        "LA423",
     ]

@@ -424,3 +424,177 @@ def test_a_file_that_defines_main_is_refused() -> None:
         """
     with pytest.raises(SourceError, match=r"model_def.py:8:5: the file defines `main`; rename it"):
         migrate(source)
+
+
+def test_get_hparam_by_keyword_or_with_a_variable_name_reads_hparams() -> None:
+    assert_migrates(
+        """\
+        from determined.pytorch.lightning import LightningAdapter
+
+
+        class Trial(LightningAdapter):
+            def __init__(self, context) -> None:
+                self.context = context
+                key = "hidden"
+                lr = context.get_hparam(name="lr")
+                hidden = self.context.get_hparam(key)
+                sizes = [context.get_hparam(f"size_{n}") for n in range(2)]
+                super().__init__(context, lightning_module=object())
+        """,
+        """\
+        import pathlib
+
+        import determined as det
+
+        import core_loop
+
+
+        class Trial:
+            def __init__(self, context) -> None:
+                self.context = context
+                key = "hidden"
+                lr = context.hparams["lr"]
+                hidden = self.context.hparams[key]
+                sizes = [context.hparams[f"size_{n}"] for n in range(2)]
+                self.lightning_module = object()
+        """,
+    )
+
+
+def test_get_hparam_with_arguments_it_cannot_map_gets_a_todo_and_is_left_as_written() -> None:
+    result = migrate(
+        """\
+        from determined.pytorch.lightning import LightningAdapter
+
+
+        class Trial(LightningAdapter):
+            def __init__(self, context) -> None:
+                lr = context.get_hparam(*names)
+                super().__init__(context, lightning_module=object())
+        """
+    )
+    lines = result.code.splitlines()
+    assert lines[9:12] == [
+        "        # TODO(migrate-trial LA420): `context.get_hparam()` with these arguments: read "
+        "the value as",
+        "        #   context.hparams[name]",
+        "        lr = context.get_hparam(*names)",
+    ]
+    assert [(f.line, f.code) for f in result.findings] == [(10, "LA420")]
+
+
+ESCAPES = """\
+    from determined.pytorch import PyTorchTrialContext
+    from determined.pytorch.lightning import LightningAdapter
+    from models import helper, make_model
+
+
+    class Trial(LightningAdapter):
+        def __init__(self, context: PyTorchTrialContext) -> None:
+            self.context = context
+            model = make_model(self.context)
+            self.data = helper(context=context, size=2)
+            registry["ctx"] = context
+            read = context.get_hparams
+            stop = self.context.get_stop_requested
+            device = context.device
+            assert isinstance(context, PyTorchTrialContext)
+            super().__init__(context, lightning_module=model)
+
+        def builder(self):
+            return self.context
+
+        def both(self):
+            return [self.context, helper(self.context)]
+    """
+
+
+def _marked(result: MigrationResult) -> list[tuple[str, str, str]]:
+    """Each TODO as (code, what it names, the statement below its comment)."""
+    lines = result.code.splitlines()
+    marked = []
+    for f in result.findings:
+        below = next(line for line in lines[f.line :] if not line.lstrip().startswith("#"))
+        marked.append((f.code, f.message.split(": ")[0], below.strip()))
+    return marked
+
+
+def test_a_context_passed_on_stored_returned_or_a_method_taken_gets_one_todo_per_place() -> None:
+    result = migrate(ESCAPES)
+    assert _marked(result) == [
+        ("LA423", "`self.context` passed to `make_model`", "model = make_model(self.context)"),
+        ("LA423", "`context` passed to `helper`", "self.data = helper(context=context, size=2)"),
+        ("LA423", '`context` stored in `registry["ctx"]`', 'registry["ctx"] = context'),
+        ("LA423", "`context.get_hparams` is referenced, not called", "read = context.get_hparams"),
+        (
+            "LA420",
+            "`self.context.get_stop_requested` has no core_loop.TrialContext value",
+            "stop = self.context.get_stop_requested",
+        ),
+        ("LA423", "`self.context` returned", "return self.context"),
+        (
+            "LA423",
+            "`self.context` put in a collection, `self.context` passed to `helper`",
+            "return [self.context, helper(self.context)]",
+        ),
+    ]
+    assert "read `context.hparams` where this is called" in result.code
+    assert "        device = context.device\n" in result.code  # a TrialContext field
+    assert "        assert isinstance(context, core_loop.TrialContext)\n" in result.code
+    assert "        self.lightning_module = model\n" in result.code
+
+
+def test_a_context_passed_on_is_marked_once_over_reruns() -> None:
+    first = migrate(ESCAPES)
+    assert migrate_source(first.code, path="model_def.py").code == first.code
+    # A trial that still is one (e.g. the rewrite was undone by hand) keeps its TODOs, not twice.
+    body = first.code.split("\n\n\ndef main()")[0] + "\n"
+    for done, undone in (
+        ("class Trial:", "class Trial(LightningAdapter):"),
+        ("self.lightning_module = model", "super().__init__(context, lightning_module=model)"),
+    ):
+        body = body.replace(done, undone)
+    legacy_again = "from determined.pytorch.lightning import LightningAdapter\n" + body
+    second = migrate_source(legacy_again, path="model_def.py")
+    assert second.code.count("TODO(migrate-trial LA423)") == 6
+    assert second.code.count("TODO(migrate-trial LA420)") == 1
+
+
+def test_the_field_list_is_core_loop_trial_contexts() -> None:
+    from dataclasses import fields
+
+    from migrate.rewrite_context import TRIAL_CONTEXT_FIELDS
+    from migrate.templates.core_loop import TrialContext
+
+    assert {f.name for f in fields(TrialContext)} == TRIAL_CONTEXT_FIELDS
+
+
+def test_a_context_under_an_annotated_attribute_is_followed_not_marked() -> None:
+    result = migrate(
+        """\
+        from determined.pytorch import PyTorchTrialContext
+        from determined.pytorch.lightning import LightningAdapter
+
+
+        class Trial(LightningAdapter):
+            def __init__(self, context: PyTorchTrialContext) -> None:
+                self.ctx: PyTorchTrialContext = context
+                super().__init__(context, lightning_module=object())
+
+            def lr(self):
+                return self.ctx.get_hparam("lr")
+        """
+    )
+    assert result.findings == ()
+    assert 'return self.ctx.hparams["lr"]' in result.code
+
+
+def test_a_todo_wrapped_at_another_indentation_is_recognised_as_the_same() -> None:
+    from migrate.todos import has_todo, todo_lines
+
+    text = "`context` passed to `helper`: " + "check what it reaches " * 6
+    deep = todo_lines("LA423", text, indent=40)
+    assert deep != todo_lines("LA423", text)  # wrapped elsewhere
+    assert has_todo(["# unrelated", *deep], "LA423", text)
+    assert not has_todo([*deep[:-1], "# a note"], "LA423", text)  # a TODO cut short
+    assert not has_todo(deep, "LA420", text)
