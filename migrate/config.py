@@ -17,7 +17,10 @@ legacy harness, ``^[a-zA-Z0-9_.]+:[a-zA-Z0-9_]+$``) becomes a config that runs t
   ``scheduling_unit``, ``perform_initial_validation`` and ``checkpoint_policy`` move into those
   arguments; ``records_per_epoch`` and ``optimizations`` are dropped (nothing reads them);
 - ASHA searchers (``adaptive_asha``, ``async_halving``) get ``time_metric`` and ``max_time`` in
-  place of ``max_length`` (0.38 requires both) and lose the deprecated ``stop_once``.
+  place of ``max_length`` (0.38 requires both) and lose the deprecated ``stop_once``;
+- ``hyperparameters.global_batch_size`` must be there, an int >= ``slots_per_trial`` as
+  Determined's PyTorchTrial required: the script's batch sizes come from it, so a config
+  without it is an error (the script would otherwise take the number of processes).
 
 Every other byte of the text stays as written (see ``migrate.config_yaml``). Any other config is
 returned unchanged with ``trial=None``, so a migrated config migrates to itself.
@@ -132,6 +135,7 @@ class _Migration:
         self._move_top_level(args)
         self._move_searcher(searcher, args)
         self._check_anchors()
+        fields.check_global_batch_size(fields.slots())
         text = self.edits.apply()
         self._check_result(text)
         changes = tuple(sorted(self.changes, key=lambda change: change.line))

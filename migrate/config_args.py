@@ -181,6 +181,39 @@ class ConfigFields:
             raise self.error(key, f"{'.'.join(key)} must be {what}, got {value!r}")
         return value
 
+    def check_global_batch_size(self, slots: int) -> None:
+        """``hyperparameters.global_batch_size``: Determined's PyTorchTrial required it (an int
+        >= slots_per_trial), and the migrated script reads it; without it the script would
+        take the number of processes as the global batch size."""
+        key = ("hyperparameters", "global_batch_size")
+        space = get(self.data, key[:1])
+        if not isinstance(space, Mapping) or key[1] not in space:
+            raise self.error(
+                key,
+                "hyperparameters.global_batch_size is missing; Determined's PyTorchTrial "
+                "required it, and without it the migrated script would take the number of "
+                "processes as the global batch size: add e.g. 'global_batch_size: 32' under "
+                "hyperparameters, then rerun",
+            )
+        value = space[key[1]]
+        kind = value.get("type") if isinstance(value, Mapping) else None
+        candidates = {
+            "const": [value.get("val")] if isinstance(value, Mapping) else [],
+            "int": [value.get("minval")] if isinstance(value, Mapping) else [],
+            "categorical": list(value.get("vals") or []) if isinstance(value, Mapping) else [],
+            None: [value],
+        }.get(kind)
+        least = max(slots, 1)
+        if not candidates or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < least for v in candidates
+        ):
+            raise self.error(
+                key,
+                f"hyperparameters.global_batch_size must be an int >= {least} (the "
+                f"resources.slots_per_trial), or an int or categorical search space of such "
+                f"ints, got {value!r}; change it, then rerun",
+            )
+
     def slots(self) -> int:
         slots = self._typed(("resources", "slots_per_trial"), int, 1, "an int")
         return int(slots)

@@ -146,6 +146,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: mnist
         entrypoint: model_def:MNISTLikeTrial
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: single
           metric: val_loss
@@ -159,6 +160,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: mnist
         entrypoint: python3 model_def.py --max-length epochs=2 --validation-period epochs=1 --checkpoint-period epochs=1 --metric val_loss
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: single
           metric: val_loss
@@ -168,6 +170,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: model_def:Trial
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: acc, smaller_is_better: false, max_length: 500}
         scheduling_unit: 100
         checkpoint_policy: best
@@ -177,6 +180,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: python3 model_def.py --max-length batches=500 --metric acc --larger-is-better
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: acc, smaller_is_better: false}
         """,
     ),
@@ -184,6 +188,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: model_def:Trial
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: random
           metric: loss
@@ -197,6 +202,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: python3 model_def.py --max-length records=6400 --validation-period records=640 --scheduling-unit 10 --perform-initial-validation --checkpoint-policy none --metric loss
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: random
           metric: loss
@@ -207,6 +213,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: model_def:GANTrial
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: loss, max_length: {batches: 16}}
         resources:
           slots_per_trial: 2
@@ -214,6 +221,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: python3 -m determined.launch.torch_distributed python3 model_def.py --max-length batches=16 --metric loss
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: loss}
         resources:
           slots_per_trial: 2
@@ -249,11 +257,13 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: model_def:Trial
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: async_halving, metric: loss, num_rungs: 3, max_trials: 8, stop_once: false, max_length: {epochs: 4}}
         """,  # noqa: E501
         """
         name: trial
         entrypoint: python3 model_def.py --max-length epochs=4 --metric loss
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: async_halving, metric: loss, num_rungs: 3, max_trials: 8, time_metric: epochs, max_time: 4}
         """,  # noqa: E501
     ),
@@ -261,6 +271,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: model_def:Trial
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: adaptive_asha
           metric: loss
@@ -271,6 +282,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: python3 model_def.py --max-length epochs=3 --metric loss
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: adaptive_asha
           metric: loss
@@ -284,6 +296,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         # Experiment header
         name: x   # the name
         entrypoint: 'model_def:Trial'   # legacy form
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: single
           metric: loss
@@ -302,6 +315,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         # Experiment header
         name: x   # the name
         entrypoint: 'python3 model_def.py --max-length batches=10 --metric loss'   # legacy form
+        hyperparameters: {global_batch_size: 32}
         searcher:
           name: single
           metric: loss
@@ -316,6 +330,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: x
         entrypoint: model_def:Trial
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: loss, max_length: 5}
 
         # Periods
@@ -329,6 +344,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: x
         entrypoint: python3 model_def.py --max-length batches=5 --validation-period batches=1 --checkpoint-period batches=1 --scheduling-unit 1 --metric loss
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: loss}
 
         # Storage and restarts
@@ -367,11 +383,13 @@ PAIRS: dict[str, tuple[str, str]] = {
         """
         name: trial
         entrypoint: "pkg.model_def:Trial"
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: "val loss", max_length: {batches: 1}}
         """,
         """
         name: trial
         entrypoint: "python3 pkg/model_def.py --max-length batches=1 --metric 'val loss'"
+        hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: "val loss"}
         """,
     ),
@@ -447,15 +465,18 @@ def test_the_project_configs_migrate_and_keep_everything_else(path: Path) -> Non
 def test_crlf_line_endings_are_kept() -> None:
     before = "name: x\r\nentrypoint: model_def:T\r\nsearcher:\r\n  name: single\r\n  metric: m\r\n"
     before += "  max_length: {epochs: 1}\r\nrecords_per_epoch: 5\r\nmax_restarts: 0\r\n"
+    before += "hyperparameters: {global_batch_size: 8}\r\n"
     result = migrate_config(before)
     assert result.text == (
         "name: x\r\nentrypoint: python3 model_def.py --max-length epochs=1 --metric m\r\n"
         "searcher:\r\n  name: single\r\n  metric: m\r\nmax_restarts: 0\r\n"
+        "hyperparameters: {global_batch_size: 8}\r\n"
     )
 
 
 def test_script_names_the_migrated_file_in_the_entrypoint() -> None:
     before = "entrypoint: model_def:T\nsearcher: {name: single, metric: m, max_length: 3}\n"
+    before += "hyperparameters: {global_batch_size: 8}\n"
     result = migrate_config(before, script="train.py")
     assert _load(result.text)["entrypoint"].startswith("python3 train.py --max-length batches=3")
 
@@ -513,6 +534,68 @@ def test_a_config_without_max_length_names_the_searcher_line_and_what_to_add() -
     with pytest.raises(MigrateError, match=r"^const\.yaml:2:1: searcher\.max_length is missing.*"
                        r"add e\.g\. 'max_length: \{epochs: 1\}' under searcher"):  # fmt: skip
         migrate_config(_text(source), path="const.yaml")
+
+
+_NO_BATCH_SIZE = """
+    name: t
+    entrypoint: model_def:T
+    searcher: {name: single, metric: m, max_length: {batches: 4}}
+    """
+
+
+def test_a_config_without_global_batch_size_names_the_hyperparameters_line_and_what_to_add() -> (
+    None
+):
+    source = _text(_NO_BATCH_SIZE) + "hyperparameters:\n  lr: 0.1\n"
+    with pytest.raises(
+        ConfigMigrationError,
+        match=r"^const\.yaml:4:1: hyperparameters\.global_batch_size is missing; Determined's "
+        r"PyTorchTrial required it, and without it the migrated script would take the number of "
+        r"processes as the global batch size: add e\.g\. 'global_batch_size: 32' under "
+        r"hyperparameters, then rerun$",
+    ):
+        migrate_config(source, path="const.yaml")
+
+
+def test_a_config_without_hyperparameters_is_an_error_at_its_first_line() -> None:
+    error = _error(_NO_BATCH_SIZE)
+    assert (error.line, error.column) == (1, 1)
+    assert "hyperparameters.global_batch_size is missing" in error.reason
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["8", "{type: const, val: 8}", "{type: int, minval: 2, maxval: 64}", "{type: categorical, "
+     "vals: [2, 4]}"],
+)  # fmt: skip
+def test_a_global_batch_size_of_at_least_the_slots_migrates(value: str) -> None:
+    source = _text(_NO_BATCH_SIZE) + "resources: {slots_per_trial: 2}\n"
+    source += f"hyperparameters:\n  global_batch_size: {value}\n"
+    result = migrate_config(source, path="const.yaml")
+    assert f"global_batch_size: {value}\n" in result.text
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        ("1", "1"),  # fewer than the two slots: Determined refused it
+        ("'32'", "'32'"),
+        ("true", "True"),
+        ("{type: categorical, vals: [4, 0]}", "{'type': 'categorical', 'vals': [4, 0]}"),
+        ("{type: double, minval: 2, maxval: 4}", "{'type': 'double', 'minval': 2, 'maxval': 4}"),
+    ],
+)
+def test_a_global_batch_size_that_is_no_int_of_at_least_the_slots_is_an_error_at_its_line(
+    value: str, got: str
+) -> None:
+    source = _text(_NO_BATCH_SIZE) + "resources: {slots_per_trial: 2}\n"
+    source += f"hyperparameters:\n  global_batch_size: {value}\n"
+    with pytest.raises(
+        ConfigMigrationError,
+        match=rf"^const\.yaml:6:3: hyperparameters\.global_batch_size must be an int >= 2 \(the "
+        rf"resources\.slots_per_trial\), .* got {re.escape(got)}; change it, then rerun$",
+    ):
+        migrate_config(source, path="const.yaml")
 
 
 @pytest.mark.parametrize("name", ["adaptive", "adaptive_simple", "sync_halving", "custom"])
@@ -650,12 +733,14 @@ def test_the_error_survives_pickling_for_worker_processes() -> None:
 
 def test_a_removed_key_on_the_last_line_without_a_newline_leaves_no_blank_tail() -> None:
     before = (
-        "name: x\n\nentrypoint: model_def:T\nsearcher: {name: single, metric: m, max_length: 2}"
+        "name: x\nhyperparameters: {global_batch_size: 8}\n\nentrypoint: model_def:T\n"
+        "searcher: {name: single, metric: m, max_length: 2}"
     )
     before += "\n\nscheduling_unit:"
     result = migrate_config(before)
     assert result.text == (
-        "name: x\n\nentrypoint: python3 model_def.py --max-length batches=2 --metric m\n"
+        "name: x\nhyperparameters: {global_batch_size: 8}\n\n"
+        "entrypoint: python3 model_def.py --max-length batches=2 --metric m\n"
         "searcher: {name: single, metric: m}\n"
     )
     assert [c.message for c in result.changes if c.key == "scheduling_unit"] == [
