@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,21 +50,33 @@ def script_arguments(tree: pathlib.Path, config: str = "const.yaml") -> list[str
 
 
 def run_migrated(
-    tree: pathlib.Path, home: pathlib.Path, python: str = sys.executable, *extra: str
+    tree: pathlib.Path,
+    home: pathlib.Path,
+    python: str = sys.executable,
+    *extra: str,
+    setup: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Run the migrated script off-cluster with Determined's own dummy context."""
+    """Run the migrated script off-cluster with Determined's own dummy context.
+
+    ``extra`` follows the entrypoint's arguments (a repeated flag wins); ``setup`` is Python run
+    in the script's process before it, ``env`` joins the environment."""
     words = script_arguments(tree)
-    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
-    env.pop("DET_MASTER", None)
+    environment = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
+    environment.pop("DET_MASTER", None)
+    environment.update(env or {})
     # The dummy context reports through the `determined.core` logger at INFO.
     runner = (
         "import logging, runpy, sys; "
         "logging.basicConfig(level=logging.INFO, format='%(name)s %(message)s'); "
-        "sys.argv = sys.argv[1:]; sys.path.insert(0, '.'); "
+        "sys.argv = sys.argv[1:]; sys.path.insert(0, '.')\n"
+        f"{setup}\n"
         "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
     command = [python, "-c", runner, *words, *extra]
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        command, cwd=tree, env=environment, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     reports = [
         (group, int(steps), ast.literal_eval(metrics))
@@ -89,6 +102,14 @@ def run_legacy(
         if record["group"] in ("training", "validation")
     ]
     return Outcome(reports, newest_weights(storage))
+
+
+def checkpoint_at(storage: pathlib.Path, steps: int) -> str:
+    """The storage id of the checkpoint taken after ``steps`` batches."""
+    for metadata in storage.glob("*/metadata.json"):
+        if json.loads(metadata.read_text())["steps_completed"] == steps:
+            return metadata.parent.name
+    raise AssertionError(f"no checkpoint at step {steps} in {storage}")
 
 
 def newest_weights(storage: pathlib.Path) -> dict[str, torch.Tensor]:

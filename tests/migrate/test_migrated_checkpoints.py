@@ -15,7 +15,12 @@ import textwrap
 
 import pytest
 
-from tests.migrate.equivalence import FIXTURES, assert_same_weights, newest_weights
+from tests.migrate.equivalence import (
+    FIXTURES,
+    assert_same_weights,
+    checkpoint_at,
+    newest_weights,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -59,13 +64,6 @@ def _run(storage: pathlib.Path, trial_id: int, latest: str | None, *args: str) -
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[")]
 
 
-def _checkpoint_at(storage: pathlib.Path, steps: int) -> str:
-    for metadata in storage.glob("*/metadata.json"):
-        if json.loads(metadata.read_text())["steps_completed"] == steps:
-            return metadata.parent.name
-    raise AssertionError(f"no checkpoint at step {steps} in {storage}")
-
-
 # Validating after every batch, so stopping (which validates) changes nothing.
 @pytest.mark.parametrize("stop", [3, 8, 11])  # mid-epoch, at an epoch's end, mid-epoch 2
 def test_a_rerun_of_the_same_trial_continues_bitwise_from_its_checkpoint(
@@ -78,7 +76,7 @@ def test_a_rerun_of_the_same_trial_continues_bitwise_from_its_checkpoint(
     reports = _run(
         parts,
         1,
-        _checkpoint_at(parts, stop),
+        checkpoint_at(parts, stop),
         "--max-length",
         "batches=16",
         "--validation-period",
@@ -98,7 +96,7 @@ def test_another_trials_checkpoint_keeps_the_weights_and_restarts_the_count(
     warm = _run(
         tmp_path,
         2,
-        _checkpoint_at(tmp_path, 10),
+        checkpoint_at(tmp_path, 10),
         "--max-length",
         "batches=4",
         "--perform-initial-validation",
