@@ -12,7 +12,8 @@ legacy harness, ``^[a-zA-Z0-9_.]+:[a-zA-Z0-9_]+$``) becomes a config that runs t
 
 - ``entrypoint`` -> ``python3 model_def.py --max-length UNIT=N ... --metric NAME``, the arguments
   ``core_loop.RunSettings.from_args`` reads, prefixed by ``python3 -m
-  determined.launch.torch_distributed`` when ``resources.slots_per_trial`` > 1;
+  determined.launch.torch_distributed`` when ``resources.slots_per_trial`` > 1; a module in a
+  package (``pkg.model_def:Trial``) runs as ``python3 -m pkg.model_def ...``;
 - ``searcher.max_length``, ``min_validation_period``, ``min_checkpoint_period``,
   ``scheduling_unit``, ``perform_initial_validation`` and ``checkpoint_policy`` move into those
   arguments; ``records_per_epoch`` and ``optimizations`` are dropped (nothing reads them);
@@ -92,13 +93,23 @@ def migrate_config(
     """Migrate the experiment config ``text`` (read from ``path``, for messages).
 
     ``script`` is the migrated script's file name in the entrypoint; by default the legacy
-    module's (``model_def:Trial`` -> ``model_def.py``).
+    module's (``model_def:Trial`` -> ``model_def.py``). A module in a package runs with ``-m``.
     """
     data, root = _load(text, path)
     entrypoint = data.get("entrypoint") if isinstance(data, Mapping) else None
     if root is None or not isinstance(entrypoint, str) or not LEGACY_ENTRYPOINT.match(entrypoint):
         return ConfigMigration(text, (), None)
     return _Migration(text, path, data, root).run(entrypoint, script)
+
+
+def _program(module: str, script: str | None) -> list[str]:
+    """What ``python3`` runs: a module of a package as ``-m pkg.model_def``, so that the
+    package's own imports (``from pkg.lm import ...``, ``from .lm import ...``) resolve from the
+    experiment's folder, the working directory Determined runs the entrypoint in, as they did
+    for the legacy harness; a top-level module as its file."""
+    if "." in module:
+        return ["-m", module]
+    return [script or f"{module}.py"]
 
 
 def _load(text: str, path: str) -> tuple[Any, Node | None]:
@@ -130,7 +141,7 @@ class _Migration:
         fields = ConfigFields(self.data, self._error)
         args = fields.run_arguments(searcher)
         module = entrypoint.partition(":")[0]
-        command = args.command(script or module.replace(".", "/") + ".py", fields.slots() > 1)
+        command = args.command(_program(module, script), fields.slots() > 1)
         self._replace_entrypoint(entrypoint, command)
         self._move_top_level(args)
         self._move_searcher(searcher, args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +72,11 @@ class RunArguments:
             args.append("--larger-is-better")
         return args
 
-    def command(self, script: str, distributed: bool) -> str:
-        """The shell command (Determined runs a string entrypoint under ``sh -c``)."""
+    def command(self, program: Sequence[str], distributed: bool) -> str:
+        """The shell command (Determined runs a string entrypoint under ``sh -c``) that runs
+        ``python3 *program`` (``["model_def.py"]`` or ``["-m", "pkg.model_def"]``)."""
         launcher = list(LAUNCHER) if distributed else []
-        return shlex.join([*launcher, "python3", script, *self.argv()])
+        return shlex.join([*launcher, "python3", *program, *self.argv()])
 
     def describe(self, name: str) -> str:
         """Where the config field behind ``name`` went, for the change report."""

@@ -379,7 +379,7 @@ PAIRS: dict[str, tuple[str, str]] = {
           metric: loss
         """,  # noqa: E501
     ),
-    "a dotted module is a path, and a metric the shell would split is quoted": (
+    "a module in a package runs with -m, and a metric the shell would split is quoted": (
         """
         name: trial
         entrypoint: "pkg.model_def:Trial"
@@ -388,7 +388,7 @@ PAIRS: dict[str, tuple[str, str]] = {
         """,
         """
         name: trial
-        entrypoint: "python3 pkg/model_def.py --max-length batches=1 --metric 'val loss'"
+        entrypoint: "python3 -m pkg.model_def --max-length batches=1 --metric 'val loss'"
         hyperparameters: {global_batch_size: 32}
         searcher: {name: single, metric: "val loss"}
         """,
@@ -479,6 +479,16 @@ def test_script_names_the_migrated_file_in_the_entrypoint() -> None:
     before += "hyperparameters: {global_batch_size: 8}\n"
     result = migrate_config(before, script="train.py")
     assert _load(result.text)["entrypoint"].startswith("python3 train.py --max-length batches=3")
+
+
+def test_a_module_in_a_package_runs_with_dash_m_under_the_launcher_too() -> None:
+    before = "entrypoint: pkg.sub.model_def:T\nsearcher: {name: single, metric: m, max_length: 3}\n"
+    before += "hyperparameters: {global_batch_size: 8}\nresources: {slots_per_trial: 2}\n"
+    result = migrate_config(before, script="pkg/sub/model_def.py")
+    assert shlex.split(_load(result.text)["entrypoint"])[:7] == [
+        "python3", "-m", "determined.launch.torch_distributed",
+        "python3", "-m", "pkg.sub.model_def", "--max-length",
+    ]  # fmt: skip
 
 
 # -- unchanged, and idempotent -------------------------------------------------------------------
