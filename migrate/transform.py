@@ -12,9 +12,11 @@ is parsed and printed, nothing more, which keeps the codemod near libcst's parse
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import libcst as cst
 
@@ -137,7 +139,8 @@ def migrate_module(
     changes: list[str] = []
     if trial is not None:
         used = used_names(walked) | {n for n in determined if _quoted(n, source)}
-        flat, import_changes = _fix_imports(flat, used, rewriter, local_modules, path)
+        package = _package(path, config)
+        flat, import_changes = _fix_imports(flat, used, rewriter, local_modules, path, package)
         changes.extend(_describe(trial.name, rewriter))
         changes.extend(import_changes)
         script = list(_main(trial.name, config, _det_name(flat), module).body)
@@ -286,9 +289,10 @@ def _fix_imports(
     rewriter: TrialRewriter,
     local_modules: Collection[str],
     path: str,
+    package: str = "",
 ) -> tuple[list[cst.BaseStatement], list[str]]:
     body, removed = remove_unused(body, used)
-    local = {*local_modules, "core_loop"}
+    local = {*local_modules, "core_loop", package.partition(".")[0]} - {""}
     bound = _bindings(body)
     wanted: list[tuple[str, str | None]] = [("pathlib", None)]
     if bound.get("det", "determined") == "determined":
@@ -297,7 +301,8 @@ def _fix_imports(
         wanted.append(("determined", None))
     if rewriter.edits.loaders:
         wanted.append(("torch.utils.data", None))
-    wanted.append(("core_loop", None))
+    # In a package the script runs as `python3 -m pkg.model_def` (see migrate.config).
+    wanted.append((f"{package}.core_loop", "core_loop") if package else ("core_loop", None))
     added: list[str] = []
     for dotted, asname in wanted:
         name = asname or dotted.split(".")[0]
@@ -317,6 +322,15 @@ def _fix_imports(
     if added:
         changes.append("added imports: " + ", ".join(added))
     return body, changes
+
+
+def _package(path: str, config: str) -> str:
+    """``pkg`` for ``pkg/model_def.py`` named by ``../const.yaml`` (``pkg.model_def:Trial``):
+    the folders between the config and the script, dotted; "" beside it."""
+    parts = PurePosixPath(config).parts
+    up = len(parts) - len(tuple(itertools.dropwhile(lambda part: part == "..", parts)))
+    folders = Path(path).resolve().parent.parts
+    return ".".join(folders[len(folders) - up :]) if up else ""
 
 
 def _imported(body: Sequence[cst.BaseStatement], dotted: str, asname: str | None) -> bool:
