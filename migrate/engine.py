@@ -16,16 +16,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from .classes import find_classes
 from .errors import SourceError
 from .files import DEFAULT_EXCLUDES, discover
 from .findings import Finding
 from .source import decode, parse
+from .specialise import TEMPLATE, Uses, specialise
 from .todos import TODO_PREFIX, todo_findings
 from .transform import MigrationResult, migrate_module
+from .uses import module_uses
 
 __all__ = ["TEMPLATE", "FileChange", "MigrateRun", "TrialPlan", "plan"]
 
-TEMPLATE = Path(__file__).with_name("templates") / "core_loop.py"
 _SCRIPT_HELPER = "core_loop.py"
 _ENTRYPOINT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")
 # (trial file, class name) -> the configs whose entrypoint names it
@@ -50,6 +52,7 @@ class TrialPlan:
     configs: list[tuple[str, object]] = field(default_factory=list)  # (path, ConfigMigration)
     changes: list[FileChange] = field(default_factory=list)
     config_name: str = ""
+    uses: Uses = field(default_factory=Uses)  # what its module needs of core_loop.py
 
 
 @dataclass
@@ -82,6 +85,7 @@ class _Outcome:
     data: bytes = b""
     encoding: str = "utf-8"
     error: SourceError | None = None
+    uses: Uses = field(default_factory=Uses)
 
 
 def plan(
@@ -103,6 +107,7 @@ def plan(
             run.errors.append(outcome.error)
         elif outcome.result is not None:
             _add(run, outcome, index)
+    _add_core_loops(run)
     run.errors.sort(key=lambda error: (error.path, error.line or 0))
     return run
 
@@ -113,7 +118,7 @@ def _add(run: MigrateRun, outcome: _Outcome, index: ConfigIndex) -> None:
     if result.trial is None and not result.changed:
         run.leftover.extend(result.findings)
         return
-    trial = TrialPlan(result)
+    trial = TrialPlan(result, uses=outcome.uses)
     try:
         new = result.code.encode(outcome.encoding)
     except UnicodeEncodeError as exc:
@@ -129,7 +134,6 @@ def _add(run: MigrateRun, outcome: _Outcome, index: ConfigIndex) -> None:
     try:
         if result.trial is not None:
             _add_configs(trial, outcome.path, result.trial, index)
-            _add_core_loop(trial, outcome.path)
         _check_writable(trial.changes)
     except SourceError as exc:
         run.errors.append(exc)
@@ -154,19 +158,41 @@ def _add_configs(trial: TrialPlan, path: str, name: str, index: ConfigIndex) -> 
     trial.config_name = _pick_config(configs, folder)
 
 
-def _add_core_loop(trial: TrialPlan, path: str) -> None:
-    target = Path(path).with_name(_SCRIPT_HELPER)
-    template = _read(str(TEMPLATE))
-    if target.exists():
-        if _read(str(target)) != template:
-            raise SourceError(
-                str(target),
-                f"{_SCRIPT_HELPER} exists and is not migrate-trial's template; the migrated "
-                f"`{trial.script.trial}` imports it: rename yours (or delete an older copy "
-                "written by migrate-trial), then rerun",
-            )
-        return
-    trial.changes.append(FileChange(str(target), None, template))
+def _add_core_loops(run: MigrateRun) -> None:
+    """One ``core_loop.py`` per folder, written for what its trials' modules use together; a
+    folder whose file cannot be written takes its trials out of the run."""
+    folders: dict[Path, list[TrialPlan]] = {}
+    for trial in run.trials:
+        if trial.script.trial is not None:
+            folders.setdefault(Path(trial.script.path).parent, []).append(trial)
+    for folder, trials in folders.items():
+        uses = trials[0].uses
+        for other in trials[1:]:
+            uses = uses.union(other.uses)
+        try:
+            change = _core_loop(folder / _SCRIPT_HELPER, specialise(uses), trials[0])
+            if change is not None:
+                _check_writable([change])
+        except SourceError as exc:
+            run.errors.append(exc)
+            run.trials = [t for t in run.trials if t not in trials]
+            continue
+        if change is not None:
+            for trial in trials:
+                trial.changes.append(change)
+
+
+def _core_loop(target: Path, text: bytes, trial: TrialPlan) -> FileChange | None:
+    if not target.exists():
+        return FileChange(str(target), None, text)
+    if _read(str(target)) == text:
+        return None
+    raise SourceError(
+        str(target),
+        f"{_SCRIPT_HELPER} exists and is not the loop migrate-trial writes for "
+        f"`{trial.script.trial}`, which imports it: rename yours (or delete an older copy "
+        "written by migrate-trial), then rerun",
+    )
 
 
 def _check_writable(changes: Iterable[FileChange]) -> None:
@@ -200,7 +226,12 @@ def _migrate_file(path: str, index: ConfigIndex) -> _Outcome:
         result = migrate_module(
             module, text, path, partial(_config_for, path, index), _local_modules(path)
         )
-        return _Outcome(path, result, data, _encoding(data))
+        uses = Uses()
+        if result.trial is not None:
+            classes = find_classes(module)
+            trial = next(c for c in classes if c.name == result.trial)
+            uses = module_uses(path, trial, classes)
+        return _Outcome(path, result, data, _encoding(data), uses=uses)
     except SourceError as exc:
         return _Outcome(path, error=exc)
 

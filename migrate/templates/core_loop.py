@@ -49,6 +49,13 @@ __all__ = [
 ]
 
 STATE_FILE = "state_dict.pth"
+# What the module needs. migrate-trial writes this file for one module: it keeps the branches of
+# these flags (and the hooks) that the module uses and leaves the rest out, flags included.
+SEVERAL_OPTIMIZERS: bool = True  # 1.x automatic optimization: training_step(..., optimizer_idx)
+LR_SCHEDULERS: bool = True
+MIXED_PRECISION: bool = True  # precision 16 (autocast and a GradScaler) or bf16
+# Hooks this file does not call (the module did not override them when it was migrated).
+_LEFT_OUT_HOOKS: frozenset[str] = frozenset()
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: full precision needs no context
 _UNITS = ("batches", "epochs", "records")
 # What decides a loader's batches; its other arguments (workers, collate, ...) are kept.
@@ -405,33 +412,51 @@ class _Module:
         self.context = context
         self.major = _lightning_major(self.lm)
         self.base = _lightning_base(self.lm)
-        precision = str(getattr(trial, "precision", 32)).removesuffix("-mixed")
-        if precision == "16" and context.device.type == "cpu":
-            warnings.warn("precision=16 on the CPU runs as bf16 (as Lightning does)", stacklevel=2)
-            precision = "bf16"
-        self.precision = {"32-true": "32"}.get(precision, precision)
-        self.scaler = torch.amp.GradScaler(context.device.type) if self.precision == "16" else None
+        if MIXED_PRECISION:
+            precision = str(getattr(trial, "precision", 32)).removesuffix("-mixed")
+            if precision == "16" and context.device.type == "cpu":
+                message = "precision=16 on the CPU runs as bf16 (as Lightning does)"
+                warnings.warn(message, stacklevel=2)
+                precision = "bf16"
+            self.precision = {"32-true": "32"}.get(precision, precision)
+            self.scaler = torch.amp.GradScaler(context.device.type) if precision == "16" else None
+        else:
+            self.precision = "32"
         self.log = _Log()
         self.trainer = _Trainer(self, context)
         self._overridden: dict[str, bool] = {}
+        added = sorted(name for name in _LEFT_OUT_HOOKS if self.overrides(name))
+        if added:
+            raise TypeError(
+                f"{type(self.lm).__qualname__} overrides {', '.join(added)}, which this "
+                "core_loop.py does not call (it was written for the module as it was when "
+                "migrated): add the calls where Lightning makes them, or migrate again"
+            )
         self.optimizers: list[Any] = []
         self.schedulers: list[dict[str, Any]] = []
-        self.frequencies: list[int] | None = None
+        if SEVERAL_OPTIMIZERS:
+            self.frequencies: list[int] | None = None
         self.epoch_outputs: list[Any] = []
         self.validation_outputs: list[Any] = []
         lm = self.lm
         lm.trainer = self.trainer
         lm.log, lm.log_dict = self.log.log, self.log.log_dict
-        lm.optimizers = lambda use_pl_optimizer=True: (
-            self.optimizers[0] if len(self.optimizers) == 1 else self.optimizers
-        )
-        lm.lr_schedulers = lambda: (
-            None
-            if not self.schedulers
-            else self.schedulers[0]["scheduler"]
-            if len(self.schedulers) == 1
-            else [s["scheduler"] for s in self.schedulers]
-        )
+        if SEVERAL_OPTIMIZERS:
+            lm.optimizers = lambda use_pl_optimizer=True: (
+                self.optimizers[0] if len(self.optimizers) == 1 else self.optimizers
+            )
+        else:
+            lm.optimizers = lambda use_pl_optimizer=True: self.optimizers[0]
+        if LR_SCHEDULERS:
+            lm.lr_schedulers = lambda: (
+                None
+                if not self.schedulers
+                else self.schedulers[0]["scheduler"]
+                if len(self.schedulers) == 1
+                else [s["scheduler"] for s in self.schedulers]
+            )
+        else:
+            lm.lr_schedulers = lambda: None
         self.hook("prepare_data")
         self.hook("setup", "fit")  # before the move to the device, as Lightning does
         lm.to(context.device)
@@ -461,13 +486,21 @@ class _Module:
             total,
         )
         self.trainer.max_epochs = math.ceil(total / epoch_len)
-        self.optimizers, self.schedulers, self.frequencies = _parse_optimizers(
-            self.lm.configure_optimizers()
-        )
-        self.every_optimizer = list(range(len(self.optimizers)))
+        conf = self.lm.configure_optimizers()
+        self.optimizers, self.schedulers, frequencies = _parse_optimizers(conf)
+        if SEVERAL_OPTIMIZERS:
+            self.frequencies = frequencies
+            self.every_optimizer = list(range(len(self.optimizers)))
+        elif len(self.optimizers) != 1:
+            raise ValueError(
+                f"configure_optimizers returned {len(self.optimizers)} optimizers; this "
+                "core_loop.py was written for a module with one (its training_step takes no "
+                "optimizer_idx): migrate again from the full template, or return one optimizer"
+            )
         self.hook("on_fit_start")
 
     def epoch_start(self, epoch: int) -> None:
+        """A new training epoch: the trainer's epoch, then the module's hook."""
         self.trainer.current_epoch = epoch
         self.hook("on_train_epoch_start")
 
@@ -475,25 +508,38 @@ class _Module:
         """One batch, Lightning's automatic optimization; None when the epoch ends early."""
         self.trainer.current_epoch = epoch
         self.log.batch = batch
-        if self.hook("on_train_batch_start", batch, batch_idx) == -1:
-            if self.major >= 2:  # 2.x steps the schedulers first; 1.x does not
+        if (
+            self.overrides("on_train_batch_start")
+            and self.hook("on_train_batch_start", batch, batch_idx) == -1
+        ):
+            if LR_SCHEDULERS and self.major >= 2:  # 2.x steps the schedulers first; 1.x not
                 self._step_schedulers("step", batch_idx, epoch, None)
                 self._step_schedulers("epoch", batch_idx, epoch, None)
             return None
-        several = len(self.optimizers) > 1
-        outputs, logged = [], []
-        for opt_idx in self._active(batch_idx):
-            outputs.append(self._optimize(batch, batch_idx, epoch, opt_idx, several))
-            logged.append(self.log.take_step_metrics())
-            self._step_schedulers("step", batch_idx, epoch, opt_idx)
-        if batch_idx + 1 == self.trainer.num_training_batches:
+        if SEVERAL_OPTIMIZERS:
+            several = len(self.optimizers) > 1
+            outputs, logged = [], []
+            for opt_idx in self._active(batch_idx):
+                outputs.append(self._optimize(batch, batch_idx, epoch, opt_idx))
+                logged.append(self.log.take_step_metrics())
+                if LR_SCHEDULERS:
+                    self._step_schedulers("step", batch_idx, epoch, opt_idx)
+            output: Any = outputs if several else outputs[0] if outputs else None
+        else:
+            output = self._optimize(batch, batch_idx, epoch, 0)
+            step_logged = self.log.take_step_metrics()
+            if LR_SCHEDULERS:
+                self._step_schedulers("step", batch_idx, epoch, 0)
+        if LR_SCHEDULERS and batch_idx + 1 == self.trainer.num_training_batches:
             self._step_schedulers("epoch", batch_idx, epoch, None)
-        output: Any = outputs if several else outputs[0] if outputs else None
         self.hook("on_train_batch_end", output if output is not None else {}, batch, batch_idx)
-        empty = output is None or (isinstance(output, list) and all(o is None for o in output))
-        if self.overrides("training_epoch_end") and not empty:
-            self.epoch_outputs.append(output)
-        return self._batch_metrics(outputs, logged)
+        if self.overrides("training_epoch_end"):
+            several_none = isinstance(output, list) and all(o is None for o in output)
+            if output is not None and not several_none:
+                self.epoch_outputs.append(output)
+        if SEVERAL_OPTIMIZERS:
+            return self._batch_metrics(outputs, logged)
+        return {**_scalars(output), **step_logged, **self.log.take_step_metrics()}
 
     def _active(self, batch_idx: int) -> list[int]:
         if self.frequencies is None:
@@ -501,18 +547,19 @@ class _Module:
         bounds = list(itertools.accumulate(self.frequencies))
         return [next(i for i, b in enumerate(bounds) if batch_idx % bounds[-1] < b)]
 
-    def _optimize(
-        self, batch: Any, batch_idx: int, epoch: int, opt_idx: int, several: bool
-    ) -> dict[str, Any] | None:
+    def _optimize(self, batch: Any, batch_idx: int, epoch: int, opt_idx: int) -> Any:
         lm, optimizer = self.lm, self.optimizers[opt_idx]
-        legacy_idx = (opt_idx,) if self.major == 1 else ()
-        if several:
+        legacy_idx = (opt_idx,) if self.major == 1 else ()  # 1.x hooks take optimizer_idx
+        if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
             lm.toggle_optimizer(optimizer, *legacy_idx)
         log = self.log
-        with self.autocast():
+        with self.autocast() if MIXED_PRECISION else _NO_AUTOCAST:
             log.hook = "training_step"
             try:
-                output = lm.training_step(batch, batch_idx, *((opt_idx,) if several else ()))
+                if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
+                    output = lm.training_step(batch, batch_idx, opt_idx)
+                else:
+                    output = lm.training_step(batch, batch_idx)
             finally:
                 log.hook = ""
         if self.overrides("training_step_end"):
@@ -527,33 +574,35 @@ class _Module:
         else:
             optimizer.zero_grad()
         if loss is not None:
-            scaled = self.scaler.scale(loss) if self.scaler is not None else loss
-            self.hook("on_before_backward", scaled)
-            scaled.backward()
+            if MIXED_PRECISION and self.scaler is not None:
+                loss = self.scaler.scale(loss)
+            self.hook("on_before_backward", loss)
+            loss.backward()
             _average_gradients(optimizer, self.context.distributed.size)
             self.hook("on_after_backward")
-            if self.scaler is not None:
+            if MIXED_PRECISION and self.scaler is not None:
                 self.scaler.unscale_(optimizer)
         self.hook("on_before_optimizer_step", optimizer, *legacy_idx)
         self.hook("configure_gradient_clipping", optimizer, *legacy_idx, None, None)
-        if self.scaler is None:
+        if MIXED_PRECISION and self.scaler is not None:
+            if loss is not None:
+                self.scaler.step(optimizer)
+                self.scaler.update()
+        else:
             optimizer.step()
-        elif loss is not None:
-            self.scaler.step(optimizer)
-            self.scaler.update()
         self.trainer.global_step += 1
-        if several:
-            lm.untoggle_optimizer(*legacy_idx) if self.major == 1 else lm.untoggle_optimizer(
-                optimizer
-            )
-        if output is None or not self._keeps_outputs():
-            return output
+        if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
+            if self.major == 1:
+                lm.untoggle_optimizer(*legacy_idx)
+            else:
+                lm.untoggle_optimizer(optimizer)
+        if output is None or not (
+            self.overrides("on_train_batch_end") or self.overrides("training_epoch_end")
+        ):
+            return output  # nothing reads it later: no need to detach
         if isinstance(output, torch.Tensor):
             return {"loss": output.detach()}
         return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
-
-    def _keeps_outputs(self) -> bool:
-        return self.overrides("on_train_batch_end") or self.overrides("training_epoch_end")
 
     def _step_schedulers(self, interval: str, batch_idx: int, epoch: int, opt: int | None) -> None:
         for cfg in self.schedulers:
@@ -589,6 +638,11 @@ class _Module:
             self.hook("training_epoch_end", outputs)
         self.hook("on_train_epoch_end")
         values = self.log.finish_epoch("train")
+        if LR_SCHEDULERS:
+            self._step_plateau_schedulers(epoch)
+        return values
+
+    def _step_plateau_schedulers(self, epoch: int) -> None:
         for cfg in self.schedulers:
             due = cfg["interval"] == "epoch" and (epoch + 1) % cfg["frequency"] == 0
             if not cfg["reduce_on_plateau"] or not due:
@@ -600,7 +654,6 @@ class _Module:
                     f"available; available metrics are {sorted(self.log.callback_metrics)}"
                 )
             cfg["scheduler"].step(value)
-        return values
 
     def validate(self, loader: data.DataLoader) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """One pass: eval mode (each submodule's mode restored), no_grad, Lightning's hooks."""
@@ -619,7 +672,7 @@ class _Module:
                     batch = _to_device(batch, self.context.device)
                     self.log.batch = batch
                     self.hook("on_validation_batch_start", batch, idx, *extra)
-                    with self.autocast():
+                    with self.autocast() if MIXED_PRECISION else _NO_AUTOCAST:
                         self.log.hook = "validation_step"
                         try:
                             output = self.lm.validation_step(batch, idx)
@@ -629,7 +682,7 @@ class _Module:
                         ended = self.hook("validation_step_end", output)
                         output = output if ended is None else ended
                     self.hook("on_validation_batch_end", output, batch, idx, *extra)
-                    if output is not None:
+                    if self.overrides("validation_epoch_end") and output is not None:
                         self.validation_outputs.append(output)
                     outputs.append(_scalars(output))
             if self.overrides("validation_epoch_end"):
@@ -645,6 +698,7 @@ class _Module:
         return outputs, logged
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Lightning's precision plugin: autocast around the steps (16 or bf16)."""
         if self.precision == "32":
             return _NO_AUTOCAST
         dtype = torch.float16 if self.precision == "16" else torch.bfloat16
@@ -654,6 +708,7 @@ class _Module:
         return bool(self.trainer.should_stop)
 
     def end(self, status: str) -> None:
+        """Lightning's hooks at the end of fit."""
         if status == "completed":
             self.hook("on_train_end")
             self.hook("on_fit_end")
@@ -737,12 +792,14 @@ def _lightning_package(module: Any) -> tuple[Any, int]:
 def _parse_optimizers(conf: Any) -> tuple[list[Any], list[dict[str, Any]], list[int] | None]:
     """``configure_optimizers``'s result: optimizers, scheduler configs (with the 1.x
     ``opt_idx``), and the 1.x frequencies (None when every optimizer steps on every batch)."""
-    monitor, frequencies = None, None
+    monitor = None
+    frequencies: list[int] | None = None
     entries: list[tuple[Any, int | None]] = []
     if isinstance(conf, torch.optim.Optimizer):
         optimizers = [conf]
     elif isinstance(conf, dict):
-        optimizers, monitor = [conf["optimizer"]], conf.get("monitor")
+        optimizers = [conf["optimizer"]]
+        monitor = conf.get("monitor") if LR_SCHEDULERS else None
         entries = [(conf["lr_scheduler"], None)] if "lr_scheduler" in conf else []
     elif isinstance(conf, (list, tuple)) and len(conf) == 2 and isinstance(conf[0], list):
         optimizers = list(conf[0])
@@ -750,11 +807,27 @@ def _parse_optimizers(conf: Any) -> tuple[list[Any], list[dict[str, Any]], list[
         entries = [(s, None) for s in scheds]
     elif isinstance(conf, (list, tuple)) and all(isinstance(c, dict) for c in conf):
         optimizers = [c["optimizer"] for c in conf]
-        given = [c["frequency"] for c in conf if "frequency" in c]
-        frequencies = given if given else None
+        if SEVERAL_OPTIMIZERS:  # 1.x: optimizers take turns, `frequency` batches each
+            given = [c["frequency"] for c in conf if "frequency" in c]
+            frequencies = given if given else None
         entries = [(c["lr_scheduler"], i) for i, c in enumerate(conf) if "lr_scheduler" in c]
     else:
         optimizers = list(conf)
+    turns = frequencies if SEVERAL_OPTIMIZERS else None
+    if LR_SCHEDULERS:
+        return optimizers, _scheduler_configs(entries, optimizers, monitor), turns
+    if entries:
+        raise ValueError(
+            "configure_optimizers returned an LR scheduler; this core_loop.py was written "
+            "for a module without one: migrate again from the full template"
+        )
+    return optimizers, [], turns
+
+
+def _scheduler_configs(
+    entries: list[tuple[Any, int | None]], optimizers: list[Any], monitor: Any
+) -> list[dict[str, Any]]:
+    """Lightning's scheduler config for each scheduler (``interval``, ``frequency``, ...)."""
     schedulers = []
     for entry, opt_idx in entries:
         cfg = dict(entry) if isinstance(entry, dict) else {"scheduler": entry}
@@ -771,7 +844,7 @@ def _parse_optimizers(conf: Any) -> tuple[list[Any], list[dict[str, Any]], list[
                 "opt_idx": owner if opt_idx is None else opt_idx,
             }
         )
-    return optimizers, schedulers, frequencies
+    return schedulers
 
 
 # -- self.log -------------------------------------------------------------------------------------
@@ -1167,12 +1240,14 @@ def _save(
     content: dict[str, Any] = {
         "models_state_dict": [module.lm.state_dict()],
         "optimizers_state_dict": [opt.state_dict() for opt in module.optimizers],
-        "lr_schedulers_state_dict": [cfg["scheduler"].state_dict() for cfg in module.schedulers],
+        "lr_schedulers_state_dict": [cfg["scheduler"].state_dict() for cfg in module.schedulers]
+        if LR_SCHEDULERS
+        else [],
         "callbacks": {"_lightning_module": module.state()},
         "rng_state": _capture_rng(),
         "trial_state": dataclasses.asdict(progress),
     }
-    if module.scaler is not None:
+    if MIXED_PRECISION and module.scaler is not None:
         content["scaler_state_dict"] = module.scaler.state_dict()
     module.hook("on_save_checkpoint", content)
     metadata = {
@@ -1213,9 +1288,10 @@ def _restore(
     if int(saved.get("trial_id", progress.trial_id)) != progress.trial_id:
         return progress  # another trial's checkpoint: its weights, a fresh count (0.38 docs)
     _load_each(module.optimizers, content["optimizers_state_dict"], "optimizer", path)
-    schedulers = [cfg["scheduler"] for cfg in module.schedulers]
-    _load_each(schedulers, content["lr_schedulers_state_dict"], "LR scheduler", path)
-    if module.scaler is not None and "scaler_state_dict" in content:
+    if LR_SCHEDULERS:
+        schedulers = [cfg["scheduler"] for cfg in module.schedulers]
+        _load_each(schedulers, content["lr_schedulers_state_dict"], "LR scheduler", path)
+    if MIXED_PRECISION and module.scaler is not None and "scaler_state_dict" in content:
         module.scaler.load_state_dict(content["scaler_state_dict"])
     module.load_state(content.get("callbacks", {}).get("_lightning_module", {}))
     fields = {f.name for f in dataclasses.fields(_Progress)}

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from migrate.engine import TEMPLATE
-
 from .golden import run_cli, tree
 
 CORPUS = Path(__file__).with_name("corpus")
@@ -72,7 +70,8 @@ def test_a_run_in_place_leaves_every_other_file_byte_identical(tmp_path: Path) -
     assert changed == expected | {f"{case}/model_def.py" for case in TODO_ONLY}
     added = set(after) - set(before)
     assert added == {f"{case}/core_loop.py" for case in MIGRATED}
-    assert all(after[name] == TEMPLATE.read_bytes() for name in added)
+    for name in added:  # the loop written for each trial's module
+        compile(after[name], name, "exec")
     for case in MIGRATED - ({"typealias"} if sys.version_info < (3, 12) else set()):
         script = root / case / "model_def.py"
         compile(script.read_bytes(), str(script), "exec")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from migrate.cli import migrate_main
-from migrate.engine import TEMPLATE
+from migrate.specialise import Uses, specialise
 
 from .golden import copy_case, tree
 
@@ -81,7 +81,9 @@ def test_in_place_migrates_the_trial_its_config_and_writes_core_loop(cli: Cli, t
         .read_text()
         .startswith("name: t  # kept\nentrypoint: python3 model_def.py --max-length batches=4")
     )
-    assert (trial / "core_loop.py").read_bytes() == TEMPLATE.read_bytes()
+    # No module class to read (lightning_module=None): the template for any module, in full
+    # precision (the trial asks for no other).
+    assert (trial / "core_loop.py").read_bytes() == specialise(Uses(mixed_precision=False))
     assert (trial / "notes.py").read_text() == "# not a trial\nx = 1\n"
     assert (
         f"migrate-trial: migrated {trial / 'model_def.py'} (and const.yaml, core_loop.py)"
@@ -237,7 +239,7 @@ def test_a_core_loop_of_the_users_own_is_never_overwritten(cli: Cli, trial: Path
     before = tree(trial)
     run = cli(str(trial))
     assert run.code == 2
-    assert "core_loop.py exists and is not migrate-trial's template" in run.err
+    assert "core_loop.py exists and is not the loop migrate-trial writes" in run.err
     assert tree(trial) == before
 
 
