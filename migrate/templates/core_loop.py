@@ -132,6 +132,10 @@ class TrialContext:
         global_batch_size = int(hparams.get("global_batch_size", size))
         local_rank = core_context.distributed.local_rank
         cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(local_rank)  # NCCL and torch.cuda calls use this rank's GPU
+        # Off a cluster each process may draw its own seed: every rank takes the chief's.
+        seed = int(core_context.distributed.broadcast(int(info.trial.trial_seed)))
         return cls(
             hparams=hparams,
             data_config=dict(info.user_data or {}),
@@ -141,7 +145,7 @@ class TrialContext:
             distributed=core_context.distributed,
             device=torch.device("cuda", local_rank) if cuda else torch.device("cpu"),
             trial_id=int(info.trial.trial_id),
-            trial_seed=int(info.trial.trial_seed),
+            trial_seed=seed,
         )
 
 
@@ -300,6 +304,8 @@ class _Run:
                 self.finish_epoch(epoch, idx)
                 batches.end_epoch()
                 iterator = None
+                if self._preempted():
+                    return "preempted"
                 continue
             self.pending.append(metrics)
             progress.batches_trained = done = idx + 1
@@ -314,10 +320,7 @@ class _Run:
                 break
             if wants_checkpoint or (checkpoint_every and done % checkpoint_every == 0):
                 self.checkpoint()
-            # Every rank asks: the chief decides and tells the others (PreemptMode default).
-            if self.core.preempt.should_preempt():
-                self.report_training()
-                self.checkpoint()
+            if self._preempted():
                 return "preempted"
             if self._should_stop():  # trainer.should_stop = True: end the run here
                 self.report_training()
@@ -328,6 +331,14 @@ class _Run:
             self.validate()
         self.checkpoint()  # the end always leaves a current checkpoint
         return "completed"
+
+    def _preempted(self) -> bool:
+        """Every rank asks: the chief decides and tells the others (PreemptMode default)."""
+        if not self.core.preempt.should_preempt():
+            return False
+        self.report_training()
+        self.checkpoint()
+        return True
 
     def _should_stop(self) -> bool:
         stop = self.module.should_stop()
@@ -1250,6 +1261,7 @@ def _save(
     if MIXED_PRECISION and module.scaler is not None:
         content["scaler_state_dict"] = module.scaler.state_dict()
     module.hook("on_save_checkpoint", content)
+    _check_loadable(content, STATE_FILE)
     metadata = {
         "steps_completed": progress.batches_trained,
         "epochs_completed": progress.epochs_trained,
@@ -1268,6 +1280,29 @@ def _save(
     return str(core.distributed.broadcast(storage_id))
 
 
+_LEAVES = (torch.Tensor, int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+
+
+def _check_loadable(value: Any, where: str) -> None:
+    """Refuse, when saving, what ``torch.load(weights_only=True)`` would refuse when resuming
+    (a numpy array in an output kept for ``training_epoch_end``, an object of the module's)."""
+    if isinstance(value, _LEAVES):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_loadable(item, f"{where}[{key!r}]")
+        return
+    if type(value) in (list, tuple, set):
+        for index, item in enumerate(value):
+            _check_loadable(item, f"{where}[{index}]")
+        return
+    raise TypeError(
+        f"the checkpoint's {where} is a {type(value).__module__}.{type(value).__qualname__}; a "
+        "checkpoint holds tensors, numbers, strings and lists/dicts of them: convert it (e.g. "
+        "with torch.as_tensor) where it is made"
+    )
+
+
 def _steps_of(core: Any, storage_id: str, trial_id: int) -> int:
     """Where a checkpoint of this trial left off; 0 for another trial's (warm start)."""
     with core.checkpoint.restore_path(storage_id) as path:
@@ -1281,7 +1316,9 @@ def _restore(
     core: Any, context: TrialContext, module: _Module, storage_id: str, progress: _Progress
 ) -> _Progress:
     with core.checkpoint.restore_path(storage_id) as path:
-        content = torch.load(pathlib.Path(path) / STATE_FILE, map_location=context.device)
+        # Tensors and plain values only (checked when saved): no code runs while loading.
+        file = pathlib.Path(path) / STATE_FILE
+        content = torch.load(file, map_location=context.device, weights_only=True)
     module.hook("on_load_checkpoint", content)
     module.lm.load_state_dict(content["models_state_dict"][0])
     saved = content.get("trial_state", {})

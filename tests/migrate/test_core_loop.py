@@ -152,3 +152,12 @@ def test_every_migrated_entrypoint_parses_with_the_template(
     """What the config migration writes is what the loop reads."""
     settings = core_loop.RunSettings.from_args(script_arguments(config.parent)[1:])
     assert settings.max_length[1] > 0 and settings.metric
+
+
+def test_a_checkpoint_that_would_not_load_safely_is_refused_when_saved(core_loop: Any) -> None:
+    import numpy as np
+
+    content = {"callbacks": {"_lightning_module": {"epoch_outputs": [{"x": np.zeros(2)}]}}}
+    with pytest.raises(TypeError, match=r"\['epoch_outputs'\]\[0\]\['x'\] is a numpy.ndarray"):
+        core_loop._check_loadable(content, "state_dict.pth")
+    core_loop._check_loadable({"ok": [torch.zeros(2), 1, "a", None, (2.0,)]}, "state_dict.pth")
