@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import os
 import pathlib
 import sys
 import types
@@ -86,12 +87,23 @@ def trial_folder(context_dir: pathlib.Path) -> Iterator[None]:
     try:
         yield
     finally:
+        # Decided before sys.path changes: a namespace package's __path__ is recomputed from it.
+        gone = [
+            name
+            for name in set(sys.modules) - before
+            if _imported_from(sys.modules[name], folder + os.sep)
+        ]
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
-        for name in set(sys.modules) - before:
-            file = getattr(sys.modules[name], "__file__", None) or ""
-            if file.startswith(folder):
-                del sys.modules[name]
+        for name in gone:
+            del sys.modules[name]
+
+
+def _imported_from(module: Any, folder: str) -> bool:
+    file = getattr(module, "__file__", None)
+    # A namespace package (a folder without __init__.py) has no file, only its folders.
+    places = [file] if file else list(getattr(module, "__path__", None) or ())
+    return any(str(place).startswith(folder) for place in places)
 
 
 def load_entrypoint(entrypoint: str, context_dir: pathlib.Path) -> type:

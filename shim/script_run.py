@@ -1,5 +1,7 @@
-"""``run-trial`` on a script entrypoint (``python3 model_def.py ARGS``): a Core API script run in
-this process, as ``__main__``, with ``shim.core`` standing in for the cluster.
+"""``run-trial`` on a script entrypoint (``python3 model_def.py ARGS`` or ``python3 -m
+pkg.model_def ARGS``): a Core API script run in this process, as ``__main__``, with ``shim.core``
+standing in for the cluster. A module runs as ``python3 -m`` runs it from the context directory:
+that folder first on ``sys.path``, its package imported first, ``sys.argv[0]`` the module's file.
 
 While the script runs, ``determined.get_cluster_info()`` returns this run's ``ClusterInfo``
 (hparams, ``data``, trial seed, the newest checkpoint of the run), ``determined.core.init()``
@@ -12,6 +14,7 @@ metadata names the run, so a rerun resumes from the newest one, as for a trial c
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import pathlib
 import runpy
@@ -45,15 +48,20 @@ class ScriptRun:
     """One script entrypoint; ``run_once`` runs it from the start (the runner restarts it)."""
 
     def __init__(self, config: ExperimentConfig, context_dir: pathlib.Path, max_length: Any):
-        script, *args = config.script or ("",)
-        self.path = (context_dir / script).resolve()
-        self.args = args
         self.context_dir = context_dir.resolve()
-        if not self.path.is_file():
-            raise config.entrypoint_error(
-                f"the entrypoint runs {script!r}, which is not a file in {self.context_dir}; "
-                "pass the folder that holds it as CONTEXT_DIR, or fix the entrypoint"
-            )
+        self.module = config.script_module
+        if self.module is not None:
+            self.args = list((config.script or ())[2:])
+            self.path = _find_module(config, self.module, self.context_dir)
+        else:
+            script, *self.args = config.script or ("",)
+            self.path = (self.context_dir / script).resolve()
+            if not self.path.is_file():
+                raise config.entrypoint_error(
+                    f"the entrypoint runs {script!r}, which is not a file in "
+                    f"{self.context_dir}; pass the folder that holds it as CONTEXT_DIR, or fix "
+                    "the entrypoint"
+                )
         if max_length is not None:
             raise UserInputError(
                 "--max-length sets searcher.max_length of a module:Class trial; a script "
@@ -88,14 +96,19 @@ class ScriptRun:
             info, self._reports, plan, record, record_path, run_dir, base, reporter
         )
         start = f", from checkpoint {record.latest_checkpoint}" if record.latest_checkpoint else ""
-        reporter.on_message(f"running {' '.join([str(self.path), *self.args])}{start}")
+        reporter.on_message(f"running {self._command()}{start}")
+        # sys.path[0] is the script's folder, or for -m the working directory; what was
+        # imported from there is forgotten after each attempt, so a restart imports it afresh.
         with (
-            trial_folder(self.path.parent),
+            trial_folder(self.path.parent if self.module is None else self.context_dir),
             _as_main(self.path, self.args, self.context_dir),
             _determined_bound(info, attempt.init),
         ):
             try:
-                runpy.run_path(str(self.path), run_name="__main__")
+                if self.module is None:
+                    runpy.run_path(str(self.path), run_name="__main__")
+                else:
+                    runpy.run_module(self.module, run_name="__main__", alter_sys=True)
             except SystemExit as exc:
                 if exc.code not in (0, None):
                     # The script's own traceback: its sys.exit line is the failure's place.
@@ -108,6 +121,54 @@ class ScriptRun:
                 attempt.close()
         attempt.collect_garbage()
         return attempt.result()
+
+    def _command(self) -> str:
+        if self.module is None:
+            return " ".join([str(self.path), *self.args])
+        return " ".join(["-m", self.module, *self.args]) + f" ({self.path})"
+
+
+def _find_module(config: ExperimentConfig, name: str, context_dir: pathlib.Path) -> pathlib.Path:
+    """The file ``python3 -m name`` runs from ``context_dir``: ``pkg/mod.py``, or a package's
+    ``__main__.py``, found without running any of it; failing that, an installed module."""
+    parts = name.split(".")
+    base = context_dir.joinpath(*parts)
+    looked = [base.with_name(f"{parts[-1]}.py"), base / "__main__.py"]
+    if (base / "__init__.py").is_file():  # a package comes before a module of the same name
+        looked.reverse()
+    top = context_dir / parts[0]
+    if top.is_dir() or top.with_name(f"{parts[0]}.py").is_file():
+        found = next((path for path in looked if path.is_file()), None)
+    else:
+        found = _installed_module(name)
+    if found is None:
+        shown = " or ".join(str(path.relative_to(context_dir)) for path in looked)
+        stem = name.removesuffix(".py")
+        fix = (
+            f"write 'python3 -m {stem}' (a module name, no .py)"
+            if stem != name
+            else "fix the module name"
+        )
+        raise config.entrypoint_error(
+            f"the entrypoint runs 'python3 -m {name}', but there is no {shown} in "
+            f"{context_dir}, nor an installed module {name!r}; pass the folder that holds "
+            f"{parts[0]}/ as CONTEXT_DIR (python3 -m imports from the working directory), or "
+            f"{fix}"
+        )
+    return found
+
+
+def _installed_module(name: str) -> pathlib.Path | None:
+    """The file of an installed module (a package: its ``__main__``), as ``runpy`` finds it."""
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(f"{name}.__main__")
+    except (ImportError, ValueError):  # a parent that is a module, not a package
+        return None
+    if spec is None or not spec.has_location or spec.origin is None:
+        return None
+    return pathlib.Path(spec.origin)
 
 
 @contextlib.contextmanager

@@ -64,8 +64,9 @@ class ExperimentConfig:
     experiment_seed: int | None
     records_per_epoch: int | None
     raw: dict[str, Any]
-    # A command entrypoint: the script (relative to the context directory) and its arguments,
-    # the launcher prefix left out; None for a module:Class trial.
+    # A command entrypoint: what follows ``python3`` (the launcher prefix left out), either the
+    # script (relative to the context directory) and its arguments, or ``-m``, the module and its
+    # arguments; None for a module:Class trial.
     script: tuple[str, ...] | None = None
     source: str = field(default="<config>", compare=False)
     # Things the user should hear about once, e.g. fields accepted but ignored; each one starts
@@ -92,6 +93,11 @@ class ExperimentConfig:
     def entrypoint_module(self) -> str:
         """The module of ``module:Class``, relative to the context directory."""
         return self.entrypoint.partition(":")[0]
+
+    @property
+    def script_module(self) -> str | None:
+        """The module of a ``python3 -m pkg.module ARGS`` entrypoint, else None."""
+        return self.script[1] if self.script and self.script[0] == "-m" else None
 
     @property
     def entrypoint_qualname(self) -> str:
@@ -141,8 +147,9 @@ def _check_entrypoint(value: Any, path: KeyPath, where: Where) -> Any:
 
 
 def _script_command(value: Any, path: KeyPath, where: Where) -> tuple[str, ...]:
-    """``python3 script.py ARGS`` (a string or a list of words, optionally after Determined's
-    ``python3 -m determined.launch.torch_distributed [OPTIONS --]``) -> ``(script.py, *ARGS)``."""
+    """``python3 script.py ARGS`` or ``python3 -m pkg.module ARGS`` (a string or a list of words,
+    optionally after Determined's ``python3 -m determined.launch.torch_distributed [OPTIONS --]``)
+    -> ``(script.py, *ARGS)`` or ``("-m", "pkg.module", *ARGS)``."""
     try:
         words = shlex.split(value) if isinstance(value, str) else list(value)
     except ValueError as exc:
@@ -154,14 +161,48 @@ def _script_command(value: Any, path: KeyPath, where: Where) -> tuple[str, ...]:
         # One process runs locally; several ranks come from torchrun, each running the script.
         words = words[3:]
         words = words[words.index("--") + 1 :] if "--" in words else words
+    if len(words) >= 2 and _PYTHON.match(words[0]) and words[1].startswith("-m"):
+        return _module_command(words, shown, path, where)
     if len(words) < 2 or not _PYTHON.match(words[0]) or not words[1].endswith(".py"):
         raise where.error(
             path,
             f"'entrypoint' is the command {shown!r}, but run-trial runs a Python script, "
-            "'python3 script.py [ARGS...]' (optionally after 'python3 -m "
-            f"determined.launch.torch_distributed'), or a trial class, module:Class ({_EXAMPLE})",
+            "'python3 script.py [ARGS...]' or 'python3 -m pkg.module [ARGS...]' (optionally "
+            "after 'python3 -m determined.launch.torch_distributed'), or a trial class, "
+            f"module:Class ({_EXAMPLE})",
         )
     return tuple(words[1:])
+
+
+def _module_command(words: list[str], shown: str, path: KeyPath, where: Where) -> tuple[str, ...]:
+    """``python3 -m pkg.module ARGS`` (or ``-mpkg.module``, as Python reads it too)."""
+    name, args = (
+        (words[2], words[3:]) if words[1] == "-m" and len(words) > 2 else (words[1][2:], words[2:])
+    )
+    if not name:
+        raise where.error(
+            path,
+            f"'entrypoint' is the command {shown!r}, which names no module after -m; write "
+            "'python3 -m pkg.module [ARGS...]', the module as Python imports it from the "
+            "context directory",
+        )
+    if name.split(".")[:2] == ["determined", "launch"]:
+        raise where.error(
+            path,
+            f"'entrypoint' is the command {shown!r}, which starts Determined's launcher "
+            f"{name!r}; run-trial runs the launched script itself, alone or after 'python3 -m "
+            "determined.launch.torch_distributed' (several ranks come from torchrun): use that "
+            "launcher, or none",
+        )
+    if not _dotted(name):
+        stem = name.removesuffix(".py").replace("/", ".")
+        hint = f"; did you mean 'python3 -m {stem}'?" if _dotted(stem) else ""
+        raise where.error(
+            path,
+            f"'entrypoint' is the command {shown!r}, but {name!r} after -m is not a module name "
+            f"(dotted Python names, no '.py', e.g. pkg.model_def){hint}",
+        )
+    return ("-m", name, *args)
 
 
 def _looks_like_command(value: str) -> bool:

@@ -170,7 +170,7 @@ ERRORS: list[tuple[dict[str, Any], str]] = [
     (minimal(hyperparameters=None), "missing required key 'hyperparameters.global_batch_size'"),
     (minimal(hyperparameters={"lr": 0.1}), "add e.g. 'global_batch_size: 32' under hyperp"),
     # entrypoint
-    (minimal(entrypoint="python3 -m train"), "'entrypoint' is the command 'python3 -m train', "
+    (minimal(entrypoint="python3 -c train"), "'entrypoint' is the command 'python3 -c train', "
      "but run-trial runs a Python script, 'python3 script.py [ARGS...]'"),
     (minimal(entrypoint=["bash", "train.sh"]), "is the command 'bash train.sh'"),
     (minimal(entrypoint="train.py"), "is the command 'train.py'"),

@@ -21,7 +21,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "mnist_like"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def _package_trial(root: Path, import_line: str) -> Path:
+def package_trial(root: Path, import_line: str) -> Path:
     """The mnist_like fixture as ``pkg/model_def.py`` beside ``pkg/lm.py``."""
     package = root / "pkg"
     package.mkdir(parents=True)
@@ -38,7 +38,7 @@ def _package_trial(root: Path, import_line: str) -> Path:
 def test_a_trial_in_a_package_migrates_to_a_module_run_that_trains(
     tmp_path: Path, import_line: str
 ) -> None:
-    experiment = _package_trial(tmp_path / "experiment", import_line)
+    experiment = package_trial(tmp_path / "experiment", import_line)
     assert migrate_main([str(experiment)]) == 0
     assert (experiment / "pkg" / "core_loop.py").is_file()
     words = shlex.split(yaml.safe_load((experiment / "const.yaml").read_text())["entrypoint"])
