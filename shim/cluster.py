@@ -38,15 +38,19 @@ cluster), 1 the trial failed (or, with a "this is a bug" line, this package).
 Tested without a master (``tests/cluster/``): determined's own ``ClusterInfo``/``TrialInfo``
 readers on the JSON files a trial container holds, determined's real ``det.core.init()`` and its
 REST client against a local HTTP server that records and answers the calls (``/api/v1/runs/start``,
-trial metrics, progress, checkpoint reports, the preemption long poll and its ack), and a
-``directory`` checkpoint storage. A real master also exercises what those tests do not: the
-entrypoint in a task container (``prep_container``, startup hooks, the context directory
-download, ``DET_*`` variables from the agent), TLS and certificate loading, real authentication
-of the task token, the searcher deciding the length (custom or adaptive searchers stopping a trial
-early; these tests use ``single``), the master's retention and garbage collection of checkpoints,
-TensorBoard uploads being served, log shipping, the master's own restart accounting, shared_fs
-storage mounted at ``/determined_shared_fs``, and several slots under
-``determined.launch.torch_distributed`` (rendezvous through the master, several containers).
+trial metrics, progress, checkpoint reports, the preemption long poll and its ack), a
+``directory`` checkpoint storage, and two CPU slots of one container under determined's own
+``determined.launch.torch_distributed`` (torchrun, pid_server, wrap_rank). A real master also
+exercises what those tests do not: the entrypoint in a task container (``prep_container``
+writing the info files, startup hooks, the context directory download, the agent's ``DET_*``
+variables), TLS and certificate loading, the master's own check of the task token, the searcher
+deciding the length (adaptive or custom searchers stopping a trial early; the tests use
+``single``), a pause or kill from the WebUI/CLI (the tests answer the long poll themselves), the
+master's retention and garbage collection of checkpoints, TensorBoard files being served, log
+shipping, the master's restart accounting (``max_restarts``) and its choice of
+``latest_checkpoint``, ``shared_fs`` storage mounted at ``/determined_shared_fs``, several
+containers (multi-node rendezvous, ``DET_CHIEF_IP`` on another machine), GPUs and NCCL, and
+preemption with several slots (the chief's decision broadcast to the others).
 """
 
 from __future__ import annotations

@@ -163,14 +163,14 @@ class RecordingMaster:
             pass
 
 
-def container_env(master: RecordingMaster) -> dict[str, str]:
+def container_env(master: RecordingMaster, slots: int = 1) -> dict[str, str]:
     """The ``DET_*`` variables determined reads from a trial container's environment at run time
     (the login from the task's token, TensorBoard's folder), beside the info files."""
     return {
         "DET_MASTER": master.url,
         "DET_CLUSTER_ID": "stand-in",
         "DET_AGENT_ID": "agent-0",
-        "DET_SLOT_IDS": "[0]",
+        "DET_SLOT_IDS": json.dumps(list(range(slots))),
         "DET_TASK_ID": master.allocation_id.rpartition(".")[0],
         "DET_ALLOCATION_ID": master.allocation_id,
         "DET_SESSION_TOKEN": TASK_TOKEN,
@@ -189,15 +189,17 @@ def write_info_files(
     *,
     trial_seed: int,
     latest_checkpoint: str | None = None,
+    slots: int = 1,
 ) -> None:
     """What ``prep_container`` writes in a trial container's ``/run/determined/info``: cluster,
-    trial, rendezvous and resources JSON, in the shape of determined's ``_to_file``."""
+    trial, rendezvous and resources JSON, in the shape of determined's ``_to_file``; one container
+    with ``slots`` slots."""
     folder.mkdir(parents=True, exist_ok=True)
     cluster = {
         "master_url": master.url,
         "cluster_id": "stand-in",
         "agent_id": "agent-0",
-        "slot_ids": [0],
+        "slot_ids": list(range(slots)),
         "task_id": master.allocation_id.rpartition(".")[0],
         "allocation_id": master.allocation_id,
         "session_token": TASK_TOKEN,
@@ -220,7 +222,7 @@ def write_info_files(
     rendezvous = {
         "container_addrs": ["127.0.0.1"],
         "container_rank": 0,
-        "container_slot_counts": [1],
+        "container_slot_counts": [slots],
     }
     for name, content in (
         ("cluster.json", cluster),

@@ -26,7 +26,7 @@ import yaml
 
 from shim.cluster import cluster_config, main
 from shim.config import ConfigError
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.run.helpers import assert_same_weights
 from tests.stand_in_master import (
     SITE,
@@ -57,13 +57,14 @@ def _user_config(storage: pathlib.Path) -> dict[str, Any]:
     return config
 
 
-def _expanded(user: dict[str, Any]) -> dict[str, Any]:
+def _expanded(user: dict[str, Any], slots: int = 1) -> dict[str, Any]:
     """The config as a 0.38 master hands it to the trial: the entrypoint changed to this
     package's, hyperparameters as const entries, every field present, unset ones null."""
     storage = {"save_experiment_best": 0, "save_trial_best": 1, **user["checkpoint_storage"]}
+    launcher = "python3 -m determined.launch.torch_distributed " if slots > 1 else ""
     return {
         **user,
-        "entrypoint": f"python3 -m shim.cluster {TRIAL}",
+        "entrypoint": f"{launcher}python3 -m shim.cluster {TRIAL}",
         "hyperparameters": {
             name: {"type": "const", "val": value} for name, value in user["hyperparameters"].items()
         },
@@ -88,7 +89,7 @@ def _expanded(user: dict[str, Any]) -> dict[str, Any]:
         "project": "Uncategorized",
         "workspace": "Uncategorized",
         "resources": {
-            "slots_per_trial": 1,
+            "slots_per_trial": slots,
             "max_slots": None,
             "weight": 1,
             "native_parallel": False,
@@ -109,7 +110,7 @@ def _expanded(user: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class ClusterRun:
     returncode: int
-    stderr: str
+    stderr: str  # with stdout after it
     metrics: list[tuple[str, int, dict[str, Any]]]
     checkpoints: list[tuple[str, int]]  # (uuid, steps_completed) as reported to the master
     master: RecordingMaster
@@ -123,6 +124,7 @@ def _cluster_run(
     latest_checkpoint: str | None = None,
     preempt_at_progress: float | None = None,
     trial: str = TRIAL,
+    slots: int = 1,
 ) -> ClusterRun:
     allocation = f"1.{secrets.token_hex(4)}.1"
     info_dir = tmp_path / f"info-{allocation}"
@@ -131,20 +133,27 @@ def _cluster_run(
         write_info_files(
             info_dir,
             master,
-            _expanded(user),
+            _expanded(user, slots),
             dict(user["hyperparameters"]),
             trial_seed=user["reproducibility"]["experiment_seed"],
             latest_checkpoint=latest_checkpoint,
+            slots=slots,
         )
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(SITE), str(REPO)]),
             "STAND_IN_INFO_DIR": str(info_dir),
-            **container_env(master),  # DET_ALLOCATION_ID names TensorBoard's folder in /tmp
+            **container_env(master, slots),  # DET_ALLOCATION_ID names TensorBoard's folder
+            # determined's launcher starts `python3` (this one) and torch's rendezvous.
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
+            "C10D_PORT": str(free_port()),
         }
+        command = ["-m", "shim.cluster", trial]
+        if slots > 1:
+            command = ["-m", "determined.launch.torch_distributed", "python3", *command]
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "shim.cluster", trial],
+                [sys.executable, *command],
                 cwd=context,
                 env=env,
                 capture_output=True,
@@ -152,7 +161,8 @@ def _cluster_run(
                 timeout=300,
             )
         finally:
-            shutil.rmtree(f"/tmp/tensorboard-{allocation}-0", ignore_errors=True)
+            for rank in range(slots):
+                shutil.rmtree(f"/tmp/tensorboard-{allocation}-{rank}", ignore_errors=True)
     metrics = [
         (body["group"], body["metrics"]["stepsCompleted"], body["metrics"]["metrics"]["avgMetrics"])
         for body in master.bodies("POST", METRICS)
@@ -161,7 +171,7 @@ def _cluster_run(
         (body["uuid"], body["metadata"]["steps_completed"])
         for body in master.bodies("POST", "/api/v1/checkpoints")
     ]
-    return ClusterRun(done.returncode, done.stderr, metrics, checkpoints, master)
+    return ClusterRun(done.returncode, done.stderr + done.stdout, metrics, checkpoints, master)
 
 
 def _local_run(tmp_path: pathlib.Path, context: pathlib.Path) -> tuple[list[Any], list[int]]:
@@ -357,3 +367,24 @@ def test_without_determined_installed_it_exits_2_saying_what_to_install(
     )
     assert done.returncode == 2, done.stderr
     assert "needs the `determined` package of the cluster (0.38)" in done.stderr
+
+
+def test_two_slots_under_determineds_launcher_report_once_and_end_as_one_slot_does(
+    tmp_path: pathlib.Path, context: pathlib.Path
+) -> None:
+    one = _cluster_run(tmp_path / "one", context, tmp_path / "one" / "storage")
+    two = _cluster_run(tmp_path, context, tmp_path / "storage", slots=2)
+    assert two.returncode == 0, two.stderr
+    for rank in (0, 1):  # determined's wrap_rank prefixes each rank's lines
+        assert f"[rank={rank}] shim.cluster: trial completed at batch 16" in two.stderr
+    # The chief alone reports, at the steps one slot reports at, with the same values (the
+    # global batch is split between the slots), and checkpoints where one slot does.
+    assert [m[:2] for m in two.metrics] == [m[:2] for m in one.metrics]
+    for (_, _, ours), (_, _, theirs) in zip(two.metrics, one.metrics, strict=True):
+        assert ours.keys() == theirs.keys()
+        assert ours == pytest.approx(theirs, rel=1e-5, abs=1e-6)
+    assert [steps for _, steps in two.checkpoints] == [8, 16]
+    final = _weights(tmp_path / "storage", two.checkpoints[-1][0])
+    alone = _weights(tmp_path / "one" / "storage", one.checkpoints[-1][0])
+    for name, tensor in final.items():
+        torch.testing.assert_close(tensor, alone[name], rtol=1e-5, atol=1e-6)
