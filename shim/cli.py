@@ -5,6 +5,9 @@ Exit status: 0 completed; 1 the trial failed (after its restarts), or this packa
 one line says so, the traceback goes to ``run-trial-error.log`` in the run's folder); 2 the user's
 input (config, flags, trial file, hooks the hook table rejects, another run-trial on the same
 run), with file:line where known; 3 preempted (run the same command again to resume).
+``--nproc N`` (default ``resources.slots_per_trial``) runs N ranks through torchrun
+(``shim.launch``) with the same exit statuses: the chief's outcome, one progress display and one
+summary.
 ``shim.failures`` tells the kinds apart. Progress goes to stderr; ``--json`` prints the final
 summary as one JSON object on stdout.
 """
@@ -18,11 +21,15 @@ import pathlib
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from shim.errors import UserInputError
 from shim.failures import Kind, diagnose, write_log
 from shim.runfiles import SEED_RANGE
+
+if TYPE_CHECKING:
+    from shim.launch import Launch
 
 __all__ = ["console_main", "main"]
 
@@ -65,6 +72,26 @@ def _run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument("--plain", action="store_true", help="plain lines, no progress bar")
+    ranks = parser.add_argument_group(
+        "several ranks",
+        "launched through torchrun (torch.distributed.run); gloo on CPU, NCCL on GPU",
+    )
+    ranks.add_argument(
+        "--nproc",
+        type=_at_least(1),
+        metavar="N",
+        help="ranks on this machine (default: resources.slots_per_trial; 1 runs in this process)",
+    )
+    ranks.add_argument("--nnodes", type=_at_least(1), metavar="N", help="machines in the run")
+    ranks.add_argument(
+        "--node-rank",
+        type=_at_least(0),
+        metavar="K",
+        help="this machine's number (static rendezvous)",
+    )
+    ranks.add_argument("--rdzv-backend", metavar="NAME", help="torchrun rendezvous (c10d, static)")
+    ranks.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="where the machines meet")
+    ranks.add_argument("--rdzv-id", metavar="ID", help="the run's rendezvous id")
     return parser
 
 
@@ -74,7 +101,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shim.export import export_main
 
         return export_main(args_list[1:])
-    args = _run_parser().parse_args(args_list)
+    parser = _run_parser()
+    args = parser.parse_args(args_list)
+    if args.node_rank is not None and args.nnodes is None:
+        parser.error(
+            f"--node-rank {args.node_rank} needs --nnodes: give the number of machines too"
+        )
+    if _launched() and args.nproc is not None:
+        parser.error("--nproc launches torchrun itself; under torchrun, leave it out")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return _run(args)
@@ -86,7 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from shim.config import load_experiment_config
     from shim.progress import NullReporter, make_reporter
-    from shim.runner import RunOptions, run_folder, run_trial
 
     context_dir: pathlib.Path | None = None
     run_dir: pathlib.Path | None = None
@@ -98,17 +131,30 @@ def _run(args: argparse.Namespace) -> int:
         context_dir = args.context_dir or args.config.resolve().parent
         if not context_dir.is_dir():
             raise UserInputError(f"CONTEXT_DIR {context_dir} is not a folder")
+        plan = None if _launched() else _launch_plan(args, config)
+        if plan is not None:
+            plan.check()
+        if plan is not None and plan.distributed:
+            from shim.launch import launch
+
+            # The ranks load the trial; the launcher stays light (no torch, no Lightning).
+            return launch(plan, _worker_args(args))
+        from shim.runner import RunOptions, run_folder
+
         options = RunOptions(
             context_dir=context_dir,
             hparam_overrides=overrides,
             max_length=args.max_length,
-            fresh=args.fresh,
+            # A relaunch after a crash resumes the run that the first attempt started afresh.
+            fresh=args.fresh and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0",
             checkpoint_storage=args.checkpoint_storage,
             seed=args.seed,
         )
         run_dir = run_folder(config, options)
     except Exception as exc:
         return _report_failure(exc, context_dir, run_dir)
+    from shim.runner import run_trial
+
     chief = int(os.environ.get("RANK", "0")) == 0
     reporter = make_reporter(force_plain=args.plain) if chief else NullReporter()
     warnings.showwarning = _warning_printer(reporter)  # type: ignore[assignment]
@@ -147,6 +193,57 @@ def _report_failure(
     else:
         print(f"run-trial: the trial failed: {failure.describe()}{where}", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _launched() -> bool:
+    """This process is one rank of a torchrun job (``run-trial --nproc`` or the user's own)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ or "RANK" in os.environ
+
+
+def _launch_plan(args: argparse.Namespace, config: Any) -> Launch:
+    from shim.launch import Launch
+
+    return Launch(
+        nproc=args.nproc if args.nproc is not None else max(1, config.slots_per_trial),
+        max_restarts=config.max_restarts,
+        nnodes=args.nnodes,
+        node_rank=args.node_rank,
+        rdzv_backend=args.rdzv_backend,
+        rdzv_endpoint=args.rdzv_endpoint,
+        rdzv_id=args.rdzv_id,
+    )
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The command line each rank runs: this one without the launcher's flags."""
+    worker = [str(args.config)] + ([str(args.context_dir)] if args.context_dir else [])
+    for item in args.hparam:
+        worker += ["--hparam", item]
+    for flag, value in (
+        ("--max-length", args.max_length),
+        ("--checkpoint-storage", args.checkpoint_storage),
+        ("--seed", args.seed),
+    ):
+        if value is not None:
+            worker += [flag, str(value)]
+    for flag, on in (("--fresh", args.fresh), ("--json", args.json), ("--plain", args.plain)):
+        if on:
+            worker.append(flag)
+    return worker
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
 
 
 def _split_hparam(item: str) -> tuple[str, str]:
@@ -196,7 +293,10 @@ def console_main() -> None:
     from shim.requirements import require_runtime  # first, so a missing torch is one line
 
     require_runtime()
+    from shim.launch import record_exit_status
+
     code = main()
+    record_exit_status(code)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
