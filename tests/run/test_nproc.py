@@ -290,3 +290,19 @@ def test_the_launcher_exits_with_the_ranks_outcome_when_they_fail(
     assert run.returncode == code, run.stderr
     assert re.search(message, run.stderr), run.stderr
     assert '"status"' not in run.stdout
+
+
+@pytest.mark.slow
+def test_a_relaunch_of_a_fresh_run_resumes_it_instead_of_starting_over(
+    tmp_path: pathlib.Path,
+) -> None:
+    """torchrun relaunches the same command line; ``--fresh`` applies to the first attempt only."""
+    env = {"SHIM_TEST_CRASH_AT": "9", "SHIM_TEST_MARKER": str(tmp_path / "crashed")}
+    storage = tmp_path / "storage"
+    run = finish(launcher(storage, "--nproc", "2", "--fresh", config=TOY, env=env))
+    assert run.returncode == 0, run.stderr
+    assert "up to 2 restart(s)" in run.stderr
+    assert "from batch 7" in run.stderr, "the relaunch resumes from the checkpoint at 7"
+    assert run.summary["steps_completed"] == 32
+    folders = [p for p in (storage / "runs").iterdir() if p.is_dir()]
+    assert len(folders) == 1, "one run folder: the relaunch renamed nothing"
