@@ -128,6 +128,9 @@ def test_sigterm_to_the_launcher_mid_epoch_preempts_every_rank_and_a_rerun_ends_
     process.send_signal(signal.SIGTERM)
     for pid in ranks:
         seen += lines_until(process, f"Sending process {pid} closing signal SIGTERM")
+    # A Ctrl-C while the ranks checkpoint must not interrupt torchrun's orderly shutdown.
+    process.send_signal(signal.SIGINT)
+    seen += lines_until(process, "run-trial: already stopping")
     for pid in ranks:
         os.kill(pid, signal.SIGCONT)
     first = finish(process, seen)
