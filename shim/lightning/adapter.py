@@ -30,6 +30,7 @@ from shim.lightning.bindings import (
 )
 from shim.lightning.callback import LightningCallback
 from shim.lightning.compat import check_module, where
+from shim.lightning.ddp import TrainingStepCaller
 from shim.lightning.log import LogCollector
 from shim.lightning.module_hooks import ModuleHooks
 from shim.lightning.optimizers import parse_configure_optimizers, scheduler_should_step
@@ -54,6 +55,7 @@ class LightningAdapter(PyTorchTrial):
     # draws the loader's base seed from torch's RNG (see shim.pytorch.train_stream).
     _shim_iterator_per_epoch = True
     _legacy: legacy_api.LegacyScope
+    _training_step: TrainingStepCaller
 
     def __new__(cls, *args: Any, **kwargs: Any) -> LightningAdapter:
         # Before the subclass's __init__ body, where legacy trials call dm.size(): the removed
@@ -91,7 +93,7 @@ class LightningAdapter(PyTorchTrial):
             self._hooks.prepare_data()
         if self._hooks.setup is not None:
             self._hooks.setup("fit")  # before the move to the device, as Lightning does
-        context.wrap_model(lm)
+        context._place_model(lm)  # DDP comes with the optimizers (see _configure_optimizers)
         if self._precision.scaler is not None:
             context.wrap_scaler(self._precision.scaler)
 
@@ -127,6 +129,14 @@ class LightningAdapter(PyTorchTrial):
         for cfg in self._plan.schedulers:
             self._context.wrap_lr_scheduler(cfg.scheduler, LRScheduler.StepMode.MANUAL_STEP)
         self._trainer.lr_scheduler_configs = list(self._plan.schedulers)
+        if getattr(self, "_training_step", None) is None:  # one DDP wrapper per run
+            self._training_step = TrainingStepCaller.build(
+                lm,
+                world_size=self._context.distributed.size,
+                device=self._context.device,
+                lightning_major=self._lightning_major,
+                optimizer_count=len(self._optimizers),
+            )
         # Without frequencies every optimizer steps on every batch: no per-batch selection.
         count = len(self._optimizers)
         self._every_optimizer = list(range(count)) if self._plan.frequencies is None else None
@@ -194,6 +204,12 @@ class LightningAdapter(PyTorchTrial):
     def _begin_batch(self, batch: Any, epoch_idx: int) -> None:
         self._trainer.current_epoch = epoch_idx
         self._log.batch = batch
+
+    def _sync_buffers_for_validation(self) -> None:
+        """Every rank validates with rank 0's buffers, as through DDP's forward in Lightning."""
+        caller = getattr(self, "_training_step", None)
+        if caller is not None:
+            caller.broadcast_buffers()
 
     def _in_hook(self, name: str) -> HookScope:
         """Tells ``self.log`` which hook is running (its on_step/on_epoch defaults depend on it)."""

@@ -51,6 +51,7 @@ class LightningCallback(PyTorchCallback):
         adapter = self._adapter
         adapter._trainer.training, adapter._trainer.validating = False, True
         adapter._validation_outputs = []
+        adapter._sync_buffers_for_validation()
         if adapter._hooks.on_validation_start is not None:
             with adapter._in_hook("on_validation_start"):
                 adapter._hooks.on_validation_start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.distributed as dist
 
 from shim.errors import ShimError
 from shim.lightning.optimizers import active_optimizer_indices, scheduler_should_step
@@ -72,7 +71,7 @@ def _optimize(
     if several:
         lm.toggle_optimizer(optimizer, *((opt_idx,) if hooks.toggle_takes_idx else ()))
     with adapter._autocast(), adapter._in_hook("training_step"):
-        output = lm.training_step(batch, batch_idx, *extra)
+        output = adapter._training_step(batch, batch_idx, *extra)  # through DDP if several ranks
     if hooks.training_step_end is not None:
         with adapter._in_hook("training_step_end"):
             ended = hooks.training_step_end(output)
@@ -94,9 +93,9 @@ def _optimize(
         if hooks.on_before_backward is not None:
             with adapter._in_hook("on_before_backward"):
                 hooks.on_before_backward(scaled)
+        # Under several ranks DDP's reducer averages the gradients during this backward, so
+        # on_after_backward sees the global ones, as in Lightning.
         scaled.backward()
-        # Averaged where DDP would: on_after_backward already sees the global gradients.
-        _average_gradients(optimizer, adapter._context.distributed.size)
         if hooks.on_after_backward is not None:
             with adapter._in_hook("on_after_backward"):
                 hooks.on_after_backward()
@@ -160,17 +159,6 @@ def _detached_output(output: Any, loss: torch.Tensor | None) -> dict[str, Any] |
     if loss is not None:
         out["loss"] = loss.detach()
     return out
-
-
-def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
-    """Average gradients over ranks (what DDP would do) before unscaling and stepping."""
-    if world_size < 2:
-        return
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            if param.grad is not None:
-                dist.all_reduce(param.grad)
-                param.grad.div_(world_size)
 
 
 def _idx(takes_idx: bool, opt_idx: int) -> tuple[int, ...]:

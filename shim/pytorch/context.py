@@ -17,6 +17,7 @@ from torch import nn
 
 from shim.errors import ShimError
 from shim.pytorch.data import to_device
+from shim.pytorch.ddp import needs_ddp, wrap_ddp
 from shim.pytorch.lr_scheduler import LRScheduler
 
 __all__ = ["PyTorchExperimentalContext", "PyTorchTrialContext", "TrialPosition"]
@@ -187,12 +188,26 @@ class PyTorchTrialContext:
     # -- wrapping ---------------------------------------------------------------------------------
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
-        """Move to the device and track for checkpoints; the model itself is returned
-        (gradients are averaged across ranks by the trial, not by a DDP wrapper)."""
+        """Move to the device and track for checkpoints; under several processes the model is
+        returned in ``DistributedDataParallel`` (its forward and backward average the gradients
+        across ranks), then in autocast when ``use_amp()``, as Determined wrapped it.
+
+        ``models`` keeps the unwrapped module, so checkpoints hold the same keys (no
+        ``module.`` prefix) whatever the number of processes.
+        """
+        model = self._place_model(model)
+        wrapped: nn.Module = model
+        if needs_ddp(model, self.distributed.size):
+            wrapped = wrap_ddp(model, self.device)
+        if self._auto_amp:
+            return _Autocast(wrapped, self.device.type)
+        return wrapped
+
+    def _place_model(self, model: nn.Module) -> nn.Module:
+        """Move to the device and track for checkpoints, without a wrapper (the Lightning
+        adapter wraps its module in DDP itself, around ``training_step``)."""
         model = model.to(self.device)
         self.models.append(model)
-        if self._auto_amp:
-            return _Autocast(model, self.device.type)
         return model
 
     def wrap_optimizer(

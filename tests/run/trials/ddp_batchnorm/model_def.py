@@ -1,0 +1,73 @@
+"""A trial with a BatchNorm layer that records, on every rank, its buffers as each training step
+begins and ends, and what DDP's logging says about its reducer (SHIM_TEST_DDP_RECORD=folder)."""
+
+import os
+import pathlib
+
+import pytorch_lightning as pl
+import torch
+from determined.pytorch import DataLoader, PyTorchTrialContext
+from determined.pytorch.lightning import LightningAdapter
+from torch import nn
+
+
+def make_dataset(n: int, seed: int) -> torch.utils.data.TensorDataset:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=generator) * 3 + 1
+    y = (x[:, 0] > 1).long()
+    return torch.utils.data.TensorDataset(x, y)
+
+
+class BatchNormModule(pl.LightningModule):
+    def __init__(self, lr: float) -> None:
+        super().__init__()
+        self.lr = lr
+        self.net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+        self.records: list[dict[str, dict[str, list[float]]]] = []
+        self.validated: list[dict[str, object]] = []
+
+    def _bn_state(self) -> dict[str, list[float]]:
+        bn = self.net[1]
+        return {"mean": bn.running_mean.tolist(), "var": bn.running_var.tolist()}
+
+    def training_step(self, batch, batch_idx):
+        self.records.append({"start": self._bn_state()})
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.records[-1]["end"] = self._bn_state()
+
+    def validation_step(self, batch, batch_idx):
+        if batch_idx == 0:
+            self.validated.append({"step": self.global_step, "buffers": self._bn_state()})
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class BatchNormTrial(LightningAdapter):
+    def __init__(self, context: PyTorchTrialContext) -> None:
+        self.context = context
+        super().__init__(context, lightning_module=BatchNormModule(context.get_hparam("lr")))
+
+    def build_training_data_loader(self) -> DataLoader:
+        return DataLoader(make_dataset(128, 1), batch_size=self.context.get_per_slot_batch_size())
+
+    def build_validation_data_loader(self) -> DataLoader:
+        return DataLoader(make_dataset(32, 2), batch_size=self.context.get_per_slot_batch_size())
+
+    def _shim_on_run_end(self, status: str) -> None:
+        folder = os.environ.get("SHIM_TEST_DDP_RECORD")
+        if folder:
+            ddp = self._training_step.ddp
+            record = {
+                "steps": self.lightning_module.records,
+                "validated": self.lightning_module.validated,
+                "ddp": None if ddp is None else dict(ddp._get_ddp_logging_data()),
+            }
+            rank = self.context.distributed.get_rank()
+            torch.save(record, pathlib.Path(folder) / f"rank{rank}.pt")
+        super()._shim_on_run_end(status)
