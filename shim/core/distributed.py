@@ -196,6 +196,14 @@ class DistributedContext:
         dist.broadcast_object_list(box, src=self._local_chief_global_rank, group=self._local_group)
         return box[0]
 
+    def _any_flag(self, flag: bool) -> bool:
+        """Whether any rank's boolean is set, as one small tensor collective (per-batch cheap)."""
+        if self.size < 2:
+            return flag
+        tensor = torch.tensor([1 if flag else 0], dtype=torch.uint8)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self._group)
+        return bool(tensor.item())
+
     def _broadcast_flag(self, flag: bool) -> bool:
         """The chief's boolean on every rank, as one small tensor collective (per-batch cheap)."""
         if self.size < 2:

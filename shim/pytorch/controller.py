@@ -211,6 +211,9 @@ class TrialController:
         on_batch = self._reporter.on_batch if self._reporter is not None else None
         epoch_len, unit, state = self.epoch_len, self._plan.scheduling_unit, self.state
         dist_size = self._core.distributed.size
+        # A tensor collective where the context has one (a determined.core context has not).
+        any_stop = getattr(self._core.distributed, "_any_flag", None)
+        allgather = self._core.distributed.allgather
         stream = self._stream
         iterator: Iterator[Any] | None = None
         while state.batches_trained < self.total:
@@ -253,7 +256,7 @@ class TrialController:
                 self._checkpoint()
             stop = self.context._stop_requested
             if dist_size > 1:  # one rank's request stops every rank, or the others would hang
-                stop = any(self._core.distributed.allgather(stop))
+                stop = any_stop(stop) if any_stop is not None else any(allgather(stop))
             if should_preempt() or stop:
                 preempted = not stop
                 self._report_training()

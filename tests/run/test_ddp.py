@@ -192,6 +192,19 @@ def test_wrap_model_returns_ddp_under_two_ranks_and_averages_the_gradients(
     assert chief["grad"] == worker["grad"] == [[3.0, 3.0, 3.0]]
 
 
+def any_flag_on_each_rank(ctx: core.Context, tmp: pathlib.Path) -> Any:
+    d = ctx.distributed
+    return [d._any_flag(False), d._any_flag(d.rank == 1), d._any_flag(True)]
+
+
+def test_a_stop_flag_set_on_one_rank_is_seen_by_every_rank_in_one_collective(
+    tmp_path: pathlib.Path,
+) -> None:
+    """The controller's per-batch stop check (set_stop_requested on any rank stops all)."""
+    chief, worker = dist_workers.run(any_flag_on_each_rank, tmp_path, free_port())
+    assert chief == worker == [False, True, True]
+
+
 def test_wrap_model_returns_the_module_itself_in_one_process(tmp_path: pathlib.Path) -> None:
     with core.local_init(checkpoint_storage=tmp_path / "storage") as ctx:
         context = _trial_context(ctx)
