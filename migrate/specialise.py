@@ -268,17 +268,24 @@ def _without_dead_code(module: cst.Module) -> cst.Module:
         module = pruned
 
 
-def _name_counts(node: cst.CSTNode) -> Counter[str]:
+def _name_counts(node: cst.CSTNode, *, attributes: bool = True) -> Counter[str]:
     """How often each name is read (a ``Name`` that is not what a def, class or import binds,
-    an attribute, a string) under ``node``."""
-    collector = _Uses()
+    an attribute unless ``attributes`` is False, a string) under ``node``."""
+    collector = _Uses(attributes)
     node.visit(collector)
     return collector.names
 
 
 class _Uses(cst.CSTVisitor):
-    def __init__(self) -> None:
+    def __init__(self, attributes: bool = True) -> None:
         self.names: Counter[str] = Counter()
+        self.attributes = attributes
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if not self.attributes:  # `self.lm` does not read a local `lm`
+            node.value.visit(self)
+            return False
+        return True
 
     def visit_Name(self, node: cst.Name) -> None:
         self.names[node.value] += 1
@@ -394,7 +401,7 @@ class _UnusedLocals(cst.CSTTransformer):
     left out); in a tuple target an unread name becomes ``_``. Values with calls are kept."""
 
     def __init__(self, function: cst.FunctionDef) -> None:
-        self.counts = _name_counts(function.body)
+        self.counts = _name_counts(function.body, attributes=False)
         self.assigned: Counter[str] = Counter()  # times a name is a plain assignment's target
         for node in _walk(function.body):
             targets: list[cst.BaseExpression] = []

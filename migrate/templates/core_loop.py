@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as torch_dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils import data
 
 __all__ = [
@@ -187,8 +189,6 @@ def distributed_context() -> Any:
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None
-    import torch.distributed as torch_dist
-
     if not torch_dist.is_initialized():
         torch_dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return det.core.DistributedContext.from_torch_distributed()
@@ -508,6 +508,7 @@ class _Module:
                 "core_loop.py was written for a module with one (its training_step takes no "
                 "optimizer_idx): migrate again from the full template, or return one optimizer"
             )
+        self.training_step = _training_step(self.lm, self.context, len(self.optimizers))
         self.hook("on_fit_start")
 
     def epoch_start(self, epoch: int) -> None:
@@ -559,18 +560,18 @@ class _Module:
         return [next(i for i, b in enumerate(bounds) if batch_idx % bounds[-1] < b)]
 
     def _optimize(self, batch: Any, batch_idx: int, epoch: int, opt_idx: int) -> Any:
-        lm, optimizer = self.lm, self.optimizers[opt_idx]
+        optimizer = self.optimizers[opt_idx]
         legacy_idx = (opt_idx,) if self.major == 1 else ()  # 1.x hooks take optimizer_idx
         if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
-            lm.toggle_optimizer(optimizer, *legacy_idx)
+            self.lm.toggle_optimizer(optimizer, *legacy_idx)
         log = self.log
         with self.autocast() if MIXED_PRECISION else _NO_AUTOCAST:
             log.hook = "training_step"
             try:
                 if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
-                    output = lm.training_step(batch, batch_idx, opt_idx)
+                    output = self.training_step(batch, batch_idx, opt_idx)
                 else:
-                    output = lm.training_step(batch, batch_idx)
+                    output = self.training_step(batch, batch_idx)
             finally:
                 log.hook = ""
         if self.overrides("training_step_end"):
@@ -588,8 +589,7 @@ class _Module:
             if MIXED_PRECISION and self.scaler is not None:
                 loss = self.scaler.scale(loss)
             self.hook("on_before_backward", loss)
-            loss.backward()
-            _average_gradients(optimizer, self.context.distributed.size)
+            loss.backward()  # under several ranks DDP has averaged the gradients by now
             self.hook("on_after_backward")
             if MIXED_PRECISION and self.scaler is not None:
                 self.scaler.unscale_(optimizer)
@@ -604,9 +604,9 @@ class _Module:
         self.trainer.global_step += 1
         if SEVERAL_OPTIMIZERS and len(self.optimizers) > 1:
             if self.major == 1:
-                lm.untoggle_optimizer(*legacy_idx)
+                self.lm.untoggle_optimizer(*legacy_idx)
             else:
-                lm.untoggle_optimizer(optimizer)
+                self.lm.untoggle_optimizer(optimizer)
         if output is None or not (
             self.overrides("on_train_batch_end") or self.overrides("training_epoch_end")
         ):
@@ -675,6 +675,10 @@ class _Module:
         try:
             self.trainer.training, self.trainer.validating = False, True
             self.validation_outputs = []
+            if isinstance(self.training_step, DistributedDataParallel):
+                # Validation skips DDP's forward, which would broadcast rank 0's buffers first.
+                for buffer in self.lm.buffers():
+                    torch_dist.broadcast(buffer, src=0)
             self.hook("on_validation_start")
             self.hook("on_validation_epoch_start")
             extra = (0,) if self.major == 1 else ()  # 1.x hooks take a dataloader_idx
@@ -856,6 +860,35 @@ def _scheduler_configs(
             }
         )
     return schedulers
+
+
+class _TrainingStep(torch.nn.Module):
+    """What DDP wraps, as Lightning's DDP strategy: calling it runs ``training_step``, so each
+    step passes through DDP's forward (rank 0's buffers broadcast first) and its reducer
+    averages the gradients in buckets while the backward pass runs."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args: Any) -> Any:
+        return self.module.training_step(*args)
+
+
+def _training_step(lm: Any, context: TrialContext, optimizers: int) -> Any:
+    """``training_step`` itself on one process; through DistributedDataParallel on several."""
+    trainable = any(p.requires_grad for p in lm.parameters())
+    if context.distributed.size < 2 or not trainable:
+        return lm.training_step
+    device = context.device
+    # Lightning 1.x searches for unused parameters by default; 2.x does not, but toggled
+    # optimizers leave the others' parameters without gradients in a step.
+    unused = _lightning_major(lm) < 2 or optimizers > 1
+    return DistributedDataParallel(
+        _TrainingStep(lm),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=unused,
+    )
 
 
 # -- self.log -------------------------------------------------------------------------------------
@@ -1226,19 +1259,6 @@ def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
         for k, v in metrics.items()
         if isinstance(v, (bool, int, str, float)) or hasattr(v, "__float__")
     }
-
-
-def _average_gradients(optimizer: torch.optim.Optimizer, world_size: int) -> None:
-    """Average gradients over ranks before unscaling and stepping."""
-    if world_size < 2:
-        return
-    import torch.distributed as torch_dist
-
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            if param.grad is not None:
-                torch_dist.all_reduce(param.grad)
-                param.grad.div_(world_size)
 
 
 # -- checkpoints ----------------------------------------------------------------------------------
