@@ -433,7 +433,8 @@ class _Module:
             self.scaler = torch.amp.GradScaler(context.device.type) if precision == "16" else None
         else:
             self.precision = "32"
-        self.log = _Log()
+        dist = context.distributed
+        self.log = _Log(dist.allgather if dist.size > 1 else None)
         self.trainer = _Trainer(self, context)
         self._overridden: dict[str, bool] = {}
         added = sorted(name for name in _LEFT_OUT_HOOKS if self.overrides(name))
@@ -920,9 +921,13 @@ _VALIDATION_BATCH_HOOKS = frozenset(
 class _Log:
     """``self.log`` / ``self.log_dict`` with Lightning's arguments and defaults: step values join
     the batch's training metrics, epoch values (batch-size weighted means, accumulated in float32
-    as Lightning does) join the epoch's metrics."""
+    as Lightning does) join the epoch's metrics. With several ranks a ``sync_dist=True`` epoch
+    value is reduced over every rank's batches, as Lightning's ``sync_dist``: every rank gathers
+    at every epoch's end (``allgather``), so one without validation batches still takes part."""
 
-    def __init__(self) -> None:
+    def __init__(self, allgather: Any = None) -> None:
+        self.allgather = allgather
+        self.synced: set[str] = set()
         self.hook = ""
         self.batch: Any = None
         self.step_metrics: dict[str, Any] = {}
@@ -941,6 +946,7 @@ class _Log:
         on_epoch: bool | None = None,
         reduce_fx: Any = "mean",
         batch_size: int | None = None,
+        sync_dist: bool = False,
         **ignored: Any,
     ) -> None:
         number = value.detach() if isinstance(value, torch.Tensor) else float(value)
@@ -961,6 +967,8 @@ class _Log:
             fx = getattr(reduce_fx, "__name__", str(reduce_fx))
             fx = {"amax": "max", "amin": "min", "avg": "mean"}.get(fx, fx)
             size = batch_size if batch_size is not None else _batch_size(self.batch)
+            if sync_dist:
+                self.synced.add(name)
             bucket = self.epoch[stage].setdefault(name, [fx, 0.0, 0.0, None])
             _accumulate(bucket, float(number), size)
 
@@ -973,6 +981,13 @@ class _Log:
         return out
 
     def finish_epoch(self, stage: str) -> dict[str, float]:
+        if self.allgather is not None:
+            mine = {n: b for n, b in self.epoch[stage].items() if n in self.synced}
+            merged: dict[str, list[Any]] = {}
+            for per_rank in self.allgather(mine):
+                for name, other in per_rank.items():
+                    _merge(merged.setdefault(name, [other[0], 0.0, 0.0, None]), other)
+            self.epoch[stage].update(merged)
         logged: dict[str, Any] = {}
         callback: dict[str, Any] = {}
         for name, bucket in self.epoch[stage].items():
@@ -1004,6 +1019,20 @@ def _accumulate(bucket: list[Any], value: float, size: int) -> None:
     else:
         extreme = bucket[3]
         bucket[3] = value if extreme is None else (max if fx == "max" else min)(extreme, value)
+
+
+def _merge(bucket: list[Any], other: list[Any]) -> None:
+    """Add another rank's accumulation of the same value (``sync_dist``)."""
+    fx, total, weight, extreme = other
+    if fx == "mean":
+        summed = torch.tensor(bucket[1], dtype=torch.float32) + torch.tensor(
+            total, dtype=torch.float32
+        )
+        bucket[1], bucket[2] = float(summed), bucket[2] + weight
+    elif fx == "sum":
+        bucket[1] += total
+    elif extreme is not None:
+        _accumulate(bucket, extreme, 1)
 
 
 def _result(bucket: list[Any]) -> float:

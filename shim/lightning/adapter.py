@@ -78,7 +78,8 @@ class LightningAdapter(PyTorchTrial):
         self._precision = Precision.parse(precision, amp_backend, context.device)
         check_module(lm)
         self._hooks = ModuleHooks(lm)
-        self._log = LogCollector()
+        dist = context.distributed
+        self._log = LogCollector(dist.allgather if dist.size > 1 else None)
         self._lightning_major = lightning_major(lm)
         # Where Lightning 2.x creates data iterators: epoch 0's before on_train_start, the
         # validation one before on_validation_start; 1.x creates both after the epoch-start hook.

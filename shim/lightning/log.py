@@ -9,7 +9,7 @@ code read) and goes to TensorBoard through the metric reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,17 @@ class _Accumulator:
                 max(self.extreme, value) if self.reduce_fx == "max" else min(self.extreme, value)
             )
 
+    def merge(self, other: _Accumulator) -> None:
+        """Add another rank's accumulation (``sync_dist``)."""
+        if self.reduce_fx == "mean":
+            total = torch.tensor(self.total, dtype=torch.float32)
+            self.total = float(total + torch.tensor(other.total, dtype=torch.float32))
+            self.weight += other.weight
+        elif self.reduce_fx == "sum":
+            self.total += other.total
+        elif other.extreme is not None:
+            self.add(other.extreme, 1)
+
     def result(self) -> float:
         if self.reduce_fx == "mean":
             if not self.weight:
@@ -79,9 +90,17 @@ class _Accumulator:
 
 
 class LogCollector:
-    """Collects what the module logs; the adapter tells it which hook is running."""
+    """Collects what the module logs; the adapter tells it which hook is running.
 
-    def __init__(self) -> None:
+    ``allgather`` (an object allgather over the ranks; None in one process) makes
+    ``sync_dist=True`` epoch values the reduction over every rank's batches, as Lightning's
+    ``sync_dist`` does: a mean is sum(value * batch size) / sum(batch size) over all ranks; sum,
+    max and min reduce with their own operation. Every rank gathers at every epoch's end, so a
+    rank that logged nothing (no validation batches) still takes part."""
+
+    def __init__(self, allgather: Callable[[Any], list[Any]] | None = None) -> None:
+        self._allgather = allgather
+        self._synced: dict[str, set[str]] = {"train": set(), "val": set()}
         self.current_hook = ""
         self.batch: Any = None
         self.step_metrics: dict[str, Any] = {}
@@ -132,6 +151,8 @@ class LogCollector:
                 self.callback_metrics[name] = number
         if on_epoch:
             stage = "val" if "validation" in self.current_hook else "train"
+            if sync_dist:
+                self._synced[stage].add(name)
             size = batch_size if batch_size is not None else extract_batch_size(self.batch)
             bucket = self._epoch[stage].setdefault(name, _Accumulator(reducer))
             bucket.add(float(number), size)
@@ -155,6 +176,8 @@ class LogCollector:
         Returns what the epoch reports: the validation metrics are what ``callback_metrics``
         holds (so ``searcher.metric: name`` finds ``name``); the training epoch values are what
         Lightning's logger gets."""
+        if self._allgather is not None:
+            self._sync(stage)
         logged: dict[str, Any] = {}
         callback: dict[str, Any] = {}
         for name, bucket in self._epoch[stage].items():
@@ -165,6 +188,17 @@ class LogCollector:
         self.callback_metrics.update(callback)
         self.logged_metrics.update(logged)
         return callback if stage == "val" else logged
+
+    def _sync(self, stage: str) -> None:
+        assert self._allgather is not None
+        buckets = self._epoch[stage]
+        mine = {name: buckets[name] for name in self._synced[stage] if name in buckets}
+        merged: dict[str, _Accumulator] = {}
+        for per_rank in self._allgather(mine):
+            for name, bucket in per_rank.items():
+                merged.setdefault(name, _Accumulator(bucket.reduce_fx)).merge(bucket)
+        buckets.update(merged)
+        self._synced[stage] = set()
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -161,3 +161,25 @@ def test_a_checkpoint_that_would_not_load_safely_is_refused_when_saved(core_loop
     with pytest.raises(TypeError, match=r"\['epoch_outputs'\]\[0\]\['x'\] is a numpy.ndarray"):
         core_loop._check_loadable(content, "state_dict.pth")
     core_loop._check_loadable({"ok": [torch.zeros(2), 1, "a", None, (2.0,)]}, "state_dict.pth")
+
+
+def test_sync_dist_merges_each_ranks_accumulation_as_lightning_reduces_it(core_loop: Any) -> None:
+    """A mean over all ranks' batches (sum of value * batch size / all batches), sum, max, min."""
+    ranks = [
+        {
+            "m": ["mean", 0.0 * 16, 16.0, None],
+            "s": ["sum", 2.0, 0.0, None],
+            "x": ["max", 0, 0, 3.0],
+        },
+        {
+            "m": ["mean", 1.0 * 48, 48.0, None],
+            "s": ["sum", 5.0, 0.0, None],
+            "x": ["max", 0, 0, 7.0],
+        },
+    ]
+    merged: dict[str, list[Any]] = {}
+    for per_rank in ranks:
+        for name, other in per_rank.items():
+            core_loop._merge(merged.setdefault(name, [other[0], 0.0, 0.0, None]), other)
+    results = {name: core_loop._result(bucket) for name, bucket in merged.items()}
+    assert results == {"m": 0.75, "s": 7.0, "x": 7.0}

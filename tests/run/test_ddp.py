@@ -110,6 +110,41 @@ def test_batchnorm_buffers_are_rank_zeros_at_every_step_and_validation_and_the_r
         assert logged["iteration"] > 0 and logged["avg_backward_comm_time"] > 0
 
 
+def test_sync_dist_values_reduce_over_every_ranks_batches_and_others_stay_per_rank(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Lightning's sync_dist: each rank validates 2 of the 4 batches of 8 and logs its rank; the
+    synced mean is (0 * 16 + 1 * 16) / 32 on both ranks, the synced max 1, the unsynced value
+    each rank's own, in callback_metrics at on_validation_epoch_end."""
+    records = tmp_path / "records"
+    records.mkdir()
+    run = run_ranks(BATCHNORM, tmp_path / "storage", 2, env={"SHIM_TEST_DDP_RECORD": str(records)})
+    assert run.returncode == 0, run.stderr
+    chief, worker = (
+        torch.load(records / f"rank{rank}.pt", weights_only=False) for rank in range(2)
+    )
+    assert len(chief["synced"]) == len(worker["synced"]) == 2  # validations at 3 and 6
+    for rank, record in enumerate((chief, worker)):
+        for values in record["synced"]:
+            assert values == {"rank_synced": 0.5, "rank_max": 1.0, "rank_local": float(rank)}
+    # The reported validation metrics are reduced over ranks either way.
+    assert run.summary["final_validation"]["rank_local"] == pytest.approx(0.5)
+
+
+def test_the_distributed_fixture_trains_on_its_two_slots_by_default(tmp_path: pathlib.Path) -> None:
+    """``fixtures/distributed`` (BatchNorm, ``slots_per_trial: 2``): plain ``run-trial CONFIG``
+    launches two ranks, which validate with rank 0's statistics and ``sync_dist`` values."""
+    config = FIXTURES / "distributed" / "const.yaml"
+    command = [sys.executable, "-m", "shim.cli", str(config), "--plain", "--json"]
+    command += ["--checkpoint-storage", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "2 rank(s) on this machine through torchrun" in done.stderr
+    summary = Run(done.returncode, done.stdout, done.stderr).summary
+    assert summary["steps_completed"] == 32 and summary["status"] == "completed"
+    assert summary["final_validation"]["val_acc"] > 0.8
+
+
 def test_one_process_runs_training_step_without_ddp(tmp_path: pathlib.Path) -> None:
     records = tmp_path / "records"
     records.mkdir()

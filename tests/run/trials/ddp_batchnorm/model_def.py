@@ -1,5 +1,6 @@
 """A trial with a BatchNorm layer that records, on every rank, its buffers as each training step
-begins and ends, and what DDP's logging says about its reducer (SHIM_TEST_DDP_RECORD=folder)."""
+begins and ends, what DDP's logging says about its reducer, and the validation epoch's
+``callback_metrics`` of a value logged with and without ``sync_dist`` (SHIM_TEST_DDP_RECORD)."""
 
 import os
 import pathlib
@@ -25,6 +26,7 @@ class BatchNormModule(pl.LightningModule):
         self.net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
         self.records: list[dict[str, dict[str, list[float]]]] = []
         self.validated: list[dict[str, object]] = []
+        self.synced: list[dict[str, float]] = []
 
     def _bn_state(self) -> dict[str, list[float]]:
         bn = self.net[1]
@@ -43,6 +45,14 @@ class BatchNormModule(pl.LightningModule):
             self.validated.append({"step": self.global_step, "buffers": self._bn_state()})
         x, y = batch
         self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+        rank = float(self.global_rank)
+        self.log("rank_synced", rank, sync_dist=True)
+        self.log("rank_local", rank)
+        self.log("rank_max", rank, sync_dist=True, reduce_fx="max")
+
+    def on_validation_end(self):
+        metrics = self.trainer.callback_metrics
+        self.synced.append({k: float(v) for k, v in metrics.items() if k.startswith("rank_")})
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
@@ -66,6 +76,7 @@ class BatchNormTrial(LightningAdapter):
             record = {
                 "steps": self.lightning_module.records,
                 "validated": self.lightning_module.validated,
+                "synced": self.lightning_module.synced,
                 "ddp": None if ddp is None else dict(ddp._get_ddp_logging_data()),
             }
             rank = self.context.distributed.get_rank()
