@@ -19,6 +19,8 @@ from pathlib import Path
 
 import libcst as cst
 
+from .walk import iter_nodes
+
 __all__ = ["TEMPLATE", "Uses", "specialise"]
 
 TEMPLATE = Path(__file__).with_name("templates") / "core_loop.py"
@@ -403,7 +405,7 @@ class _UnusedLocals(cst.CSTTransformer):
     def __init__(self, function: cst.FunctionDef) -> None:
         self.counts = _name_counts(function.body, attributes=False)
         self.assigned: Counter[str] = Counter()  # times a name is a plain assignment's target
-        for node in _walk(function.body):
+        for node in iter_nodes(function.body, (cst.Assign, cst.AnnAssign)):
             targets: list[cst.BaseExpression] = []
             if isinstance(node, cst.Assign):
                 targets = [t.target for t in node.targets]
@@ -450,30 +452,16 @@ class _UnusedLocals(cst.CSTTransformer):
         return updated
 
 
-def _walk(node: cst.CSTNode) -> list[cst.CSTNode]:
-    found: list[cst.CSTNode] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(current.children)
-    return found
-
-
 _PURE_CALLS = frozenset({"len", "isinstance", "bool", "int", "float", "str"})
 
 
 def _has_call(node: cst.CSTNode) -> bool:
     """Whether evaluating ``node`` may do something (a call other than a few pure builtins)."""
-    found = []
-
-    class _Calls(cst.CSTVisitor):
-        def visit_Call(self, call: cst.Call) -> None:
-            if not (isinstance(call.func, cst.Name) and call.func.value in _PURE_CALLS):
-                found.append(call)
-
-    node.visit(_Calls())
-    return bool(found)
+    return any(
+        not (isinstance(call.func, cst.Name) and call.func.value in _PURE_CALLS)
+        for call in iter_nodes(node, (cst.Call,))
+        if isinstance(call, cst.Call)
+    )
 
 
 def _with_note(module: cst.Module, note: str) -> cst.Module:
