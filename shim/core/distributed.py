@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -196,13 +197,25 @@ class DistributedContext:
         dist.broadcast_object_list(box, src=self._local_chief_global_rank, group=self._local_group)
         return box[0]
 
-    def _any_flag(self, flag: bool) -> bool:
-        """Whether any rank's boolean is set, as one small tensor collective (per-batch cheap)."""
+    def _start_any_flags(self, *flags: bool) -> Callable[[], tuple[bool, ...]]:
+        """Start asking, for each position, whether any rank's boolean there is set (one small
+        tensor all_reduce) without waiting for it; the returned function waits and answers.
+
+        Every rank must start the same number of these in the same order, as for any
+        collective."""
         if self.size < 2:
-            return flag
-        tensor = torch.tensor([1 if flag else 0], dtype=torch.uint8)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self._group)
-        return bool(tensor.item())
+            return lambda: flags
+        tensor = torch.tensor(flags, dtype=torch.uint8)
+        work = dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=self._group, async_op=True)
+        answer: list[tuple[bool, ...]] = []
+
+        def wait() -> tuple[bool, ...]:
+            if not answer:
+                work.wait()
+                answer.append(tuple(bool(v) for v in tensor.tolist()))
+            return answer[0]
+
+        return wait
 
     def _broadcast_flag(self, flag: bool) -> bool:
         """The chief's boolean on every rank, as one small tensor collective (per-batch cheap)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from shim.core.batch_poll import BatchPoll
 from shim.errors import ShimError
 from shim.pytorch.callback import PyTorchCallback
 from shim.pytorch.context import PyTorchTrialContext
@@ -207,13 +208,10 @@ class TrialController:
         # Determined ends the epoch before validating; Lightning validates first.
         validate_first = getattr(self.trial, "_shim_validate_before_epoch_end", False)
         train_batch, position = self.trial.train_batch, self.context.position
-        should_preempt = self._core.preempt.should_preempt
+        batch_poll = BatchPoll(self._core.preempt, self._core.distributed)
+        poll = batch_poll.poll
         on_batch = self._reporter.on_batch if self._reporter is not None else None
         epoch_len, unit, state = self.epoch_len, self._plan.scheduling_unit, self.state
-        dist_size = self._core.distributed.size
-        # A tensor collective where the context has one (a determined.core context has not).
-        any_stop = getattr(self._core.distributed, "_any_flag", None)
-        allgather = self._core.distributed.allgather
         stream = self._stream
         iterator: Iterator[Any] | None = None
         while state.batches_trained < self.total:
@@ -254,16 +252,14 @@ class TrialController:
             # After the epoch's end hooks, so the checkpoint holds what they did.
             if wants_checkpoint or self._checkpoint_every.due(done, epoch_len):
                 self._checkpoint()
-            stop = self.context._stop_requested
-            if dist_size > 1:  # one rank's request stops every rank, or the others would hang
-                stop = any_stop(stop) if any_stop is not None else any(allgather(stop))
-            if should_preempt() or stop:
-                preempted = not stop
+            preempted, stop = poll(self.context._stop_requested)
+            if preempted or stop:
                 self._report_training()
                 self._checkpoint()
                 if preempted:
                     return "preempted"
                 break
+        batch_poll.drain()
         self._report_training()
         if state.last_validated != state.batches_trained:
             self._validate()

@@ -110,6 +110,23 @@ def test_batchnorm_buffers_are_rank_zeros_at_every_step_and_validation_and_the_r
         assert logged["iteration"] > 0 and logged["avg_backward_comm_time"] > 0
 
 
+@pytest.mark.parametrize(
+    ("stoppers", "nproc", "steps"),
+    [("0", 1, 2), ("0,1", 2, 2), ("1", 2, 3), ("0", 2, 3)],
+    ids=["one-process", "every-rank", "worker-only", "chief-only"],
+)
+def test_trainer_should_stop_ends_every_rank_at_one_batch(
+    tmp_path: pathlib.Path, stoppers: str, nproc: int, steps: int
+) -> None:
+    """``trainer.should_stop`` after batch 2: on every rank (Lightning's DDP contract) the run
+    ends there, as in one process; on some ranks only, every rank ends one batch later."""
+    env = {"SHIM_TEST_STOP_AT": "2", "SHIM_TEST_STOP_RANKS": stoppers}
+    run = run_ranks(BATCHNORM, tmp_path / "storage", nproc, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.summary["status"] == "completed"
+    assert run.summary["steps_completed"] == steps
+
+
 def test_sync_dist_values_reduce_over_every_ranks_batches_and_others_stay_per_rank(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -227,17 +244,19 @@ def test_wrap_model_returns_ddp_under_two_ranks_and_averages_the_gradients(
     assert chief["grad"] == worker["grad"] == [[3.0, 3.0, 3.0]]
 
 
-def any_flag_on_each_rank(ctx: core.Context, tmp: pathlib.Path) -> Any:
+def any_flags_on_each_rank(ctx: core.Context, tmp: pathlib.Path) -> Any:
     d = ctx.distributed
-    return [d._any_flag(False), d._any_flag(d.rank == 1), d._any_flag(True)]
+    started = [d._start_any_flags(False), d._start_any_flags(d.rank == 1, d.rank == 0)]
+    started.append(d._start_any_flags(True, False))
+    return [answer() for answer in reversed(started)]  # waited in any order, several in flight
 
 
-def test_a_stop_flag_set_on_one_rank_is_seen_by_every_rank_in_one_collective(
+def test_flags_set_on_one_rank_are_seen_by_every_rank_in_one_collective(
     tmp_path: pathlib.Path,
 ) -> None:
     """The controller's per-batch stop check (set_stop_requested on any rank stops all)."""
-    chief, worker = dist_workers.run(any_flag_on_each_rank, tmp_path, free_port())
-    assert chief == worker == [False, True, True]
+    chief, worker = dist_workers.run(any_flags_on_each_rank, tmp_path, free_port())
+    assert chief == worker == [[True, False], [True, True], [False]]
 
 
 def test_wrap_model_returns_the_module_itself_in_one_process(tmp_path: pathlib.Path) -> None:

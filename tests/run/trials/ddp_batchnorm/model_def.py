@@ -1,6 +1,8 @@
 """A trial with a BatchNorm layer that records, on every rank, its buffers as each training step
 begins and ends, what DDP's logging says about its reducer, and the validation epoch's
-``callback_metrics`` of a value logged with and without ``sync_dist`` (SHIM_TEST_DDP_RECORD)."""
+``callback_metrics`` of a value logged with and without ``sync_dist`` (SHIM_TEST_DDP_RECORD).
+SHIM_TEST_STOP_AT=N with SHIM_TEST_STOP_RANKS=0,1 sets ``trainer.should_stop`` after batch N on
+those ranks."""
 
 import os
 import pathlib
@@ -39,6 +41,10 @@ class BatchNormModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.records[-1]["end"] = self._bn_state()
+        stoppers = os.environ.get("SHIM_TEST_STOP_RANKS", "").split(",")
+        at = os.environ.get("SHIM_TEST_STOP_AT")
+        if at == str(self.global_step) and str(self.global_rank) in stoppers:
+            self.trainer.should_stop = True
 
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:
