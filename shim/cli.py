@@ -123,6 +123,16 @@ def _run(args: argparse.Namespace) -> int:
 
     context_dir: pathlib.Path | None = None
     run_dir: pathlib.Path | None = None
+    if _launched():
+        from shim.launch import earlier_attempt_stopped_on_input
+
+        if earlier_attempt_stopped_on_input():
+            print(
+                "run-trial: not restarting: an earlier attempt stopped on the trial's input "
+                "(exit 2, its message is above); fix it and run again",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     try:
         overrides = dict(_split_hparam(item) for item in args.hparam)
         if args.max_length is not None and args.max_length < 1:

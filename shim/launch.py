@@ -2,11 +2,11 @@
 
 The launcher starts torchrun in a session of its own, so a Ctrl-C on the terminal reaches only the
 launcher; it turns SIGINT and SIGTERM into one SIGTERM to torchrun, which sends it on to every
-rank, where ``shim.core``'s chief decides the preemption and broadcasts it (every rank stops at the
-same batch). torchrun also stops the other ranks when one dies and relaunches them all, up to
-``max_restarts``; each relaunch resumes from the newest checkpoint. Each rank leaves its exit status
-in a folder the launcher names (``SHIM_LAUNCH_STATUS``), so the launcher exits with the trial's
-outcome rather than torchrun's.
+rank, where the chief's signal decides the preemption and every rank learns it one batch later
+(``shim.core.batch_poll``: every rank stops at the same batch). torchrun also stops the other
+ranks when one dies and relaunches them all, up to ``max_restarts``; each relaunch resumes from
+the newest checkpoint. Each rank leaves its exit status in a folder the launcher names
+(``SHIM_LAUNCH_STATUS``), so the launcher exits with the trial's outcome rather than torchrun's.
 """
 
 from __future__ import annotations
@@ -23,10 +23,18 @@ from collections.abc import Sequence
 
 from shim.errors import UserInputError
 
-__all__ = ["STATUS_ENV", "Launch", "launch", "record_exit_status", "torchrun_command"]
+__all__ = [
+    "STATUS_ENV",
+    "Launch",
+    "earlier_attempt_stopped_on_input",
+    "launch",
+    "record_exit_status",
+    "torchrun_command",
+]
 
 STATUS_ENV = "SHIM_LAUNCH_STATUS"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
+_STATUS_POLL_S = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,13 +121,35 @@ def launch(plan: Launch, worker_args: Sequence[str]) -> int:
         )
         forwarder = _SignalForwarder(process)
         try:
-            returncode = process.wait()
+            returncode = _wait(process, pathlib.Path(status_dir))
         finally:
             forwarder.close()
             if process.poll() is None:  # the launcher itself failed: leave no ranks behind
                 process.kill()
                 process.wait()
         return _outcome(returncode, forwarder.forwarded, pathlib.Path(status_dir))
+
+
+def _wait(process: subprocess.Popen[bytes], status_dir: pathlib.Path) -> int:
+    """torchrun's exit status; sooner when a rank stopped on the user's input, which no restart
+    can mend (exit 2 means no restart): then torchrun and every rank are stopped at once."""
+    while True:
+        try:
+            return process.wait(timeout=_STATUS_POLL_S)
+        except subprocess.TimeoutExpired:
+            if EXIT_USAGE in _codes(status_dir).values():
+                process.terminate()  # torchrun stops its ranks before it exits
+                process.wait()
+                return EXIT_USAGE
+
+
+def earlier_attempt_stopped_on_input() -> bool:
+    """Whether a rank of an earlier torchrun attempt of this launch exited 2 (the user's input):
+    a relaunch then stops at once instead of failing the same way up to ``max_restarts`` times."""
+    folder = os.environ.get(STATUS_ENV)
+    if not folder or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+        return False
+    return EXIT_USAGE in _codes(pathlib.Path(folder)).values()
 
 
 def record_exit_status(code: int) -> None:
@@ -155,7 +185,7 @@ class _SignalForwarder:
             return
         self.forwarded = True
         name = signal.Signals(signum).name
-        print(f"run-trial: {name}: preempting every rank at the next batch", file=sys.stderr)
+        print(f"run-trial: {name}: preempting every rank within two batches", file=sys.stderr)
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
 
@@ -184,13 +214,21 @@ def _outcome(returncode: int, signalled: bool, status_dir: pathlib.Path) -> int:
 def _latest_attempt_codes(status_dir: pathlib.Path) -> dict[int, int]:
     """This machine's ranks' exit statuses in torchrun's last attempt."""
     by_attempt: dict[int, dict[int, int]] = {}
+    for (attempt, rank), code in _codes(status_dir).items():
+        by_attempt.setdefault(attempt, {})[rank] = code
+    return by_attempt[max(by_attempt)] if by_attempt else {}
+
+
+def _codes(status_dir: pathlib.Path) -> dict[tuple[int, int], int]:
+    """Every exit status this machine's ranks left, by (attempt, rank)."""
+    codes: dict[tuple[int, int], int] = {}
     for path in status_dir.glob("attempt*.rank*"):
         attempt, _, rank = path.name.removeprefix("attempt").partition(".rank")
         try:
-            by_attempt.setdefault(int(attempt), {})[int(rank)] = int(path.read_text())
-        except ValueError:
+            codes[int(attempt), int(rank)] = int(path.read_text())
+        except (ValueError, OSError):  # being written, or gone with the folder
             continue
-    return by_attempt[max(by_attempt)] if by_attempt else {}
+    return codes
 
 
 def _cuda_available() -> bool:

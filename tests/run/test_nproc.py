@@ -135,7 +135,7 @@ def test_sigterm_to_the_launcher_mid_epoch_preempts_every_rank_and_a_rerun_ends_
         os.kill(pid, signal.SIGCONT)
     first = finish(process, seen)
     assert first.returncode == 3, first.stderr
-    assert "SIGTERM: preempting every rank at the next batch" in first.stderr
+    assert "SIGTERM: preempting every rank within two batches" in first.stderr
     assert first.stdout.count('"status"') == 1
     assert first.summary["status"] == "preempted"
     stopped_at = first.summary["steps_completed"]
@@ -173,6 +173,23 @@ def test_a_killed_rank_stops_the_others_within_30_s_and_the_run_restarts_from_it
     assert run.stdout.count('"status"') == 1
     assert run.summary["steps_completed"] == 32
     assert_same_weights(final_weights(run.summary), final_weights(uninterrupted.summary))
+
+
+@pytest.mark.slow
+def test_a_rank_stopped_by_the_trials_input_exits_2_without_a_restart(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Exit 2 (the user's input) is never restarted: torchrun would relaunch up to max_restarts
+    and fail the same way each time."""
+    config = trial_copy(tmp_path / "trial")
+    text = config.read_text().replace("max_restarts: 1", "max_restarts: 3")
+    (tmp_path / "trial" / "const.yaml").write_text(text.replace(":MNISTLikeTrial", ":NoSuchTrial"))
+    started = time.monotonic()
+    run = finish(launcher(tmp_path / "storage", config=config))
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("NoSuchTrial") == 2, "one message per rank, from the first attempt"
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "storage").exists() or not any((tmp_path / "storage").rglob("*.pth"))
 
 
 @pytest.mark.parametrize(
