@@ -88,6 +88,8 @@ def _run_in_folder(
     record_path = run_dir / "trial.json"
     chief = int(os.environ.get("RANK", "0")) == 0
     record = RunRecord() if options.fresh else RunRecord.load(record_path)
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        record.restarts += 1  # torchrun relaunched every rank after a failure: one restart
     if not options.fresh:
         _find_resume_point(record, storage_spec, config, reporter)
     seed = _seed(options, config, record)

@@ -171,6 +171,7 @@ def test_a_killed_rank_stops_the_others_within_30_s_and_the_run_restarts_from_it
     assert "2 rank(s) on this machine through torchrun (gloo), up to 1 restart(s)" in run.stderr
     assert "from batch 8" in run.stderr, "the relaunch resumes from the first checkpoint"
     assert run.stdout.count('"status"') == 1
+    assert run.summary["restarts"] == 1, "torchrun's relaunch counts"
     assert run.summary["steps_completed"] == 32
     assert_same_weights(final_weights(run.summary), final_weights(uninterrupted.summary))
 
