@@ -109,10 +109,15 @@ def launch(plan: Launch, worker_args: Sequence[str]) -> int:
     _check_devices(plan.nproc)
     with tempfile.TemporaryDirectory(prefix="run-trial-ranks-") as status_dir:
         env = {**os.environ, STATUS_ENV: status_dir}
+        if plan.nproc > 1:
+            # torchrun's own default for several ranks per machine, set here so that torchrun
+            # does not print its banner about it.
+            env.setdefault("OMP_NUM_THREADS", "1")
+        threads = env.get("OMP_NUM_THREADS", "torch's default")
         backend = "nccl" if _cuda_available() else "gloo"
         print(
-            f"run-trial: {plan.nproc} rank(s) on this machine through torchrun ({backend}), "
-            f"up to {plan.max_restarts} restart(s)",
+            f"run-trial: {plan.nproc} rank(s) on this machine through torchrun ({backend}, "
+            f"OMP_NUM_THREADS={threads}), up to {plan.max_restarts} restart(s)",
             file=sys.stderr,
             flush=True,
         )
