@@ -36,6 +36,16 @@ __all__ = ["console_main", "main"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
 
 
+class _Failure:
+    """What the launcher of a torchrun rank must know beyond the exit status: whether a restart
+    could help (not for the user's input or this package's bug)."""
+
+    final = False
+
+
+_failure = _Failure()
+
+
 def _run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run-trial",
@@ -124,15 +134,17 @@ def _run(args: argparse.Namespace) -> int:
     context_dir: pathlib.Path | None = None
     run_dir: pathlib.Path | None = None
     if _launched():
-        from shim.launch import earlier_attempt_stopped_on_input
+        from shim.launch import earlier_final_exit
 
-        if earlier_attempt_stopped_on_input():
+        final = earlier_final_exit()
+        if final is not None:
             print(
-                "run-trial: not restarting: an earlier attempt stopped on the trial's input "
-                "(exit 2, its message is above); fix it and run again",
+                "run-trial: not restarting: an earlier attempt failed in a way a restart "
+                "cannot mend (its message is above)",
                 file=sys.stderr,
             )
-            return EXIT_USAGE
+            _failure.final = True
+            return final
     try:
         overrides = dict(_split_hparam(item) for item in args.hparam)
         if args.max_length is not None and args.max_length < 1:
@@ -186,6 +198,7 @@ def _report_failure(
     """One line on stderr for the failure's kind; the traceback of a failure that is not the
     user's input goes to the run folder's log."""
     failure = diagnose(exc, trial_dir)
+    _failure.final = failure.kind in (Kind.USER_INPUT, Kind.INTERNAL)
     if failure.kind is Kind.USER_INPUT:
         print(f"run-trial: error: {failure.describe()}", file=sys.stderr)
         return EXIT_USAGE
@@ -306,7 +319,7 @@ def console_main() -> None:
     from shim.launch import record_exit_status
 
     code = main()
-    record_exit_status(code)
+    record_exit_status(code, final=_failure.final)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -159,9 +159,9 @@ def cluster_config(raw: Mapping[str, Any], entrypoint: str) -> Any:
     ``entrypoint``: checked as ``run-trial`` checks ``const.yaml``, ``null`` read as unset."""
     from shim.config import parse_experiment_config
 
-    given = _without_nulls(dict(raw))
-    if not isinstance(given, dict):
+    if not isinstance(raw, Mapping):
         raise UserInputError(f"the experiment config from the master is not a mapping: {raw!r}")
+    given = _without_nulls(dict(raw))
     # The legacy harness's config named the trial; so does the one the trial sees here.
     given["entrypoint"] = entrypoint
     return parse_experiment_config(given, source="det.get_cluster_info().trial._config")

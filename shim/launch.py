@@ -20,21 +20,23 @@ import sys
 import tempfile
 import types
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from shim.errors import UserInputError
 
 __all__ = [
     "STATUS_ENV",
     "Launch",
-    "earlier_attempt_stopped_on_input",
+    "earlier_final_exit",
     "launch",
     "record_exit_status",
     "torchrun_command",
 ]
 
 STATUS_ENV = "SHIM_LAUNCH_STATUS"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _STATUS_POLL_S = 0.25
+_FINAL = "final"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,52 +123,68 @@ def launch(plan: Launch, worker_args: Sequence[str]) -> int:
             file=sys.stderr,
             flush=True,
         )
-        process = subprocess.Popen(
-            torchrun_command(plan, worker_args), env=env, start_new_session=True
-        )
-        forwarder = _SignalForwarder(process)
+        forwarder = _SignalForwarder()  # before torchrun starts: no signal slips past it
         try:
-            returncode = _wait(process, pathlib.Path(status_dir))
+            process = subprocess.Popen(
+                torchrun_command(plan, worker_args), env=env, start_new_session=True
+            )
+            try:
+                forwarder.attach(process)
+                returncode = _wait(process, pathlib.Path(status_dir), forwarder, plan.nproc)
+            finally:
+                if process.poll() is None:  # the launcher itself failed: leave no ranks behind
+                    process.kill()
+                    process.wait()
         finally:
             forwarder.close()
-            if process.poll() is None:  # the launcher itself failed: leave no ranks behind
-                process.kill()
-                process.wait()
-        return _outcome(returncode, forwarder.forwarded, pathlib.Path(status_dir))
+        codes = _latest_attempt_codes(pathlib.Path(status_dir))
+        return _outcome(returncode, forwarder.signalled, codes, plan.nproc)
 
 
-def _wait(process: subprocess.Popen[bytes], status_dir: pathlib.Path) -> int:
-    """torchrun's exit status; sooner when a rank stopped on the user's input, which no restart
-    can mend (exit 2 means no restart): then torchrun and every rank are stopped at once."""
+def _wait(
+    process: subprocess.Popen[bytes],
+    status_dir: pathlib.Path,
+    forwarder: _SignalForwarder,
+    nproc: int,
+) -> int:
+    """torchrun's exit status. torchrun relaunches every rank whenever one exits non-zero, so
+    it is stopped at once when a relaunch cannot help: a rank's failure is final (the user's
+    input, or this package's bug: never restarted), or every rank was preempted."""
     while True:
         try:
             return process.wait(timeout=_STATUS_POLL_S)
         except subprocess.TimeoutExpired:
-            if EXIT_USAGE in _codes(status_dir).values():
-                process.terminate()  # torchrun stops its ranks before it exits
-                process.wait()
-                return EXIT_USAGE
+            latest = _latest_attempt_codes(status_dir)
+            preempted = len(latest) == nproc and _all(latest, EXIT_PREEMPTED)
+            if preempted or any(status.final for status in latest.values()):
+                forwarder.stop()  # torchrun stops its ranks before it exits
+                return process.wait()
 
 
-def earlier_attempt_stopped_on_input() -> bool:
-    """Whether a rank of an earlier torchrun attempt of this launch exited 2 (the user's input):
-    a relaunch then stops at once instead of failing the same way up to ``max_restarts`` times."""
+def earlier_final_exit() -> int | None:
+    """The exit status of a rank of an earlier torchrun attempt of this launch that failed in a
+    way no restart mends (2: the user's input; 1: this package's bug), or None. A relaunch then
+    exits with it at once instead of failing the same way up to ``max_restarts`` times."""
     folder = os.environ.get(STATUS_ENV)
     if not folder or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
-        return False
-    return EXIT_USAGE in _codes(pathlib.Path(folder)).values()
+        return None
+    final = {status.code for status in _codes(pathlib.Path(folder)).values() if status.final}
+    return (EXIT_USAGE if EXIT_USAGE in final else EXIT_FAILED) if final else None
 
 
-def record_exit_status(code: int) -> None:
-    """Leave this rank's exit status where its launcher reads it (nothing without a launcher)."""
+def record_exit_status(code: int, *, final: bool = False) -> None:
+    """Leave this rank's exit status where its launcher reads it (nothing without a launcher);
+    ``final``: no restart can help (the user's input, or this package's bug)."""
     folder = os.environ.get(STATUS_ENV)
     if not folder:
         return
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     rank = os.environ.get("RANK", "0")
     path = pathlib.Path(folder) / f"attempt{attempt}.rank{rank}"
+    hidden = path.with_name(f".{path.name}")  # renamed into place: never read half-written
     try:
-        path.write_text(str(code))
+        hidden.write_text(f"{code} {_FINAL}" if final else str(code))
+        hidden.replace(path)
     except OSError as exc:  # the launcher then reports the run as failed
         print(f"run-trial: cannot leave the exit status in {path}: {exc}", file=sys.stderr)
 
@@ -174,24 +192,39 @@ def record_exit_status(code: int) -> None:
 class _SignalForwarder:
     """SIGINT/SIGTERM to the launcher: one SIGTERM to torchrun, which preempts every rank."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self._process = process
-        self.forwarded = False
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self.signalled = False  # the user asked to stop
+        self._stopping = False  # torchrun was sent its SIGTERM
         self._previous = {
             signum: signal.signal(signum, self._on_signal)
             for signum in (signal.SIGINT, signal.SIGTERM)
         }
 
+    def attach(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+        if self._stopping:  # a signal came while torchrun was starting
+            self._terminate()
+
     def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
-        if self.forwarded:
+        if self._stopping:
             # torchrun is already stopping the ranks (SIGKILL after its 30 s): a second SIGTERM
             # would interrupt its shutdown and leave ranks running.
             print("run-trial: already stopping; the ranks are checkpointing", file=sys.stderr)
             return
-        self.forwarded = True
+        self.signalled = True
         name = signal.Signals(signum).name
         print(f"run-trial: {name}: preempting every rank within two batches", file=sys.stderr)
-        if self._process.poll() is None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop torchrun and its ranks (once)."""
+        if not self._stopping:
+            self._stopping = True
+            self._terminate()
+
+    def _terminate(self) -> None:
+        if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
 
     def close(self) -> None:
@@ -199,39 +232,54 @@ class _SignalForwarder:
             signal.signal(signum, handler)
 
 
-def _outcome(returncode: int, signalled: bool, status_dir: pathlib.Path) -> int:
-    if returncode == 0:
+class _RankExit(NamedTuple):
+    code: int
+    final: bool  # no restart can help
+
+
+def _outcome(returncode: int, signalled: bool, codes: dict[int, _RankExit], nproc: int) -> int:
+    """The launch's exit status from this machine's ranks' own, where they left them."""
+    if returncode == 0 or (codes and _all(codes, EXIT_OK)):
         return EXIT_OK
-    codes = _latest_attempt_codes(status_dir)
-    if signalled and codes and all(code == EXIT_PREEMPTED for code in codes.values()):
+    final = [status.code for status in codes.values() if status.final]
+    if final:  # the rank said why on stderr
+        return EXIT_USAGE if EXIT_USAGE in final else EXIT_FAILED
+    if len(codes) == nproc and _all(codes, EXIT_PREEMPTED):
         return EXIT_PREEMPTED
-    if EXIT_USAGE in codes.values():
-        return EXIT_USAGE
+    if not codes and signalled:
+        print("run-trial: interrupted before the ranks began training", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not codes:
         print(
-            f"run-trial: torchrun exited with {returncode} before any rank finished; see its "
-            "message above",
+            f"run-trial: torchrun exited with {returncode} before any rank finished: a rank "
+            "was killed (out of memory?) or torchrun could not start them (its --rdzv-* flags "
+            "or a busy port); see its message above",
             file=sys.stderr,
         )
     return EXIT_FAILED
 
 
-def _latest_attempt_codes(status_dir: pathlib.Path) -> dict[int, int]:
-    """This machine's ranks' exit statuses in torchrun's last attempt."""
-    by_attempt: dict[int, dict[int, int]] = {}
-    for (attempt, rank), code in _codes(status_dir).items():
-        by_attempt.setdefault(attempt, {})[rank] = code
+def _all(codes: dict[int, _RankExit], code: int) -> bool:
+    return all(status.code == code for status in codes.values())
+
+
+def _latest_attempt_codes(status_dir: pathlib.Path) -> dict[int, _RankExit]:
+    """This machine's ranks' exit statuses in torchrun's last attempt, by rank."""
+    by_attempt: dict[int, dict[int, _RankExit]] = {}
+    for (attempt, rank), status in _codes(status_dir).items():
+        by_attempt.setdefault(attempt, {})[rank] = status
     return by_attempt[max(by_attempt)] if by_attempt else {}
 
 
-def _codes(status_dir: pathlib.Path) -> dict[tuple[int, int], int]:
+def _codes(status_dir: pathlib.Path) -> dict[tuple[int, int], _RankExit]:
     """Every exit status this machine's ranks left, by (attempt, rank)."""
-    codes: dict[tuple[int, int], int] = {}
+    codes: dict[tuple[int, int], _RankExit] = {}
     for path in status_dir.glob("attempt*.rank*"):
         attempt, _, rank = path.name.removeprefix("attempt").partition(".rank")
         try:
-            codes[int(attempt), int(rank)] = int(path.read_text())
-        except (ValueError, OSError):  # being written, or gone with the folder
+            code, _, final = path.read_text().partition(" ")
+            codes[int(attempt), int(rank)] = _RankExit(int(code), final == _FINAL)
+        except (ValueError, OSError):  # not one of ours, or gone with the folder
             continue
     return codes
 

@@ -5,9 +5,10 @@ where they turn True. Under several ranks every rank must stop at the same batch
 to agree, and a blocking collective after every batch costs a round trip that a hand-written DDP
 loop does not pay (about 0.5 ms on gloo, a twentieth of a small model's step). So the agreement
 runs one batch behind: after batch k each rank starts an asynchronous all_reduce of its flags and
-reads the one it started after batch k-1, which completed while batch k trained (DDP's gradient
-buckets follow it on the same group). Every rank reads the same answer at the same batch, so they
-still stop together, checkpoint the same step, and resume exactly.
+reads the one it started after batch k-1, which completed while batch k trained (batch k's DDP
+gradient reduction cannot finish before every rank has started it). Every rank reads the same
+answer at the same batch, so they still stop together, checkpoint the same step, and resume
+exactly.
 
 What that changes under several ranks:
 - A preemption signal (to the chief) stops every rank after the batch that follows the one where
@@ -23,27 +24,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shim.core.preempt import PreemptContext, PreemptMode
+from shim.core.preempt import PreemptContext
 
 __all__ = ["BatchPoll"]
 
 _Answer = Callable[[], tuple[bool, ...]]
 
 
+def _unused(*flags: bool) -> _Answer:
+    raise AssertionError("the pipelined poll is only chosen with an asynchronous collective")
+
+
 class BatchPoll:
     """``poll(stop_requested) -> (preempted, stopped)`` after every batch; ``drain()`` after the
     loop. Every rank must call it after the same batches."""
 
-    def __init__(self, preempt: PreemptContext | Any, dist: Any) -> None:
+    def __init__(self, preempt: Any, dist: Any) -> None:
+        """``preempt`` and ``dist``: a context's (``shim.core`` or ``determined.core``)."""
         self._preempt = preempt
         self._dist = dist
-        self._start = getattr(dist, "_start_any_flags", None)
+        start = getattr(dist, "_start_any_flags", None)
         pipelined = (
             isinstance(preempt, PreemptContext)
-            and preempt._preempt_mode == PreemptMode.WorkersAskChief
-            and self._start is not None
+            and preempt._signal_for_agreement() is not None
+            and start is not None
             and dist.size > 1
         )
+        self._start: Callable[..., _Answer] = start if pipelined and start else _unused
         self.poll: Callable[[bool], tuple[bool, bool]] = (
             self._pipelined if pipelined else self._at_once
         )
@@ -53,13 +60,12 @@ class BatchPoll:
         """One process, or a context without the asynchronous path (``determined.core``)."""
         if self._dist.size > 1:  # one rank's request stops every rank, or the others would hang
             stop = any(self._dist.allgather(stop))
-        return bool(self._preempt.should_preempt()), stop
+        preempted = bool(self._preempt.should_preempt())  # on every rank: it is a collective
+        return preempted and not stop, stop  # a stop request wins, as under several ranks
 
     def _pipelined(self, stop: bool) -> tuple[bool, bool]:
-        assert self._start is not None
-        # Only the chief's signal counts, as in should_preempt(); the third flag tells whether
-        # some rank did not ask to stop.
-        signalled = self._dist.rank == 0 and self._preempt._signalled is not None
+        # The third flag tells whether some rank did not ask to stop.
+        signalled = bool(self._preempt._signal_for_agreement())
         previous, self._pending = self._pending, self._start(signalled, stop, not stop)
         if previous is not None:
             was_signalled, was_stopped, _ = previous()

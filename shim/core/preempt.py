@@ -119,6 +119,14 @@ class PreemptContext:
             self.acknowledge_preemption_signal()
         return out
 
+    def _signal_for_agreement(self) -> bool | None:
+        """What this process brings to a poll that agrees on preemption by reducing every
+        rank's flag (``shim.core.batch_poll``): under ``WorkersAskChief`` the chief's signal and
+        False elsewhere, as in ``should_preempt()``; None in the other modes."""
+        if self._preempt_mode != PreemptMode.WorkersAskChief:
+            return None
+        return self._dist.rank == 0 and self._signalled is not None
+
     def acknowledge_preemption_signal(self) -> None:
         """Record that the job will exit to be resumed later (there is no master to tell)."""
         if not self._acknowledged:

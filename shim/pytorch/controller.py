@@ -252,7 +252,7 @@ class TrialController:
             # After the epoch's end hooks, so the checkpoint holds what they did.
             if wants_checkpoint or self._checkpoint_every.due(done, epoch_len):
                 self._checkpoint()
-            preempted, stop = poll(self.context._stop_requested)
+            preempted, stop = poll(self.context.get_stop_requested())
             if preempted or stop:
                 self._report_training()
                 self._checkpoint()
