@@ -70,6 +70,12 @@ class CheckpointIO:
             "rng_state": capture_rng(),
             "trial_state": state.to_dict(),
         }
+        dist = self._core.distributed
+        if dist.size > 1:
+            # Every rank's generators: ranks that draw differently (rank-dependent shapes,
+            # augmentation) then resume exactly too. "rng_state" stays rank 0's, which is all
+            # Determined's PyTorchTrial and a migrated script read.
+            content["rng_states_by_rank"] = dist.allgather(content["rng_state"])
         if ctx._scaler is not None:
             content["scaler_state_dict"] = ctx._scaler.state_dict()
         for callback in self._callbacks.values():
@@ -88,7 +94,6 @@ class CheckpointIO:
             "validation_metric": metric if metric is not None and math.isfinite(metric) else None,
             "saved_at": time.time(),
         }
-        dist = self._core.distributed
         storage_id = None
         if dist.rank == 0:
             with self._core.checkpoint.store_path(metadata) as (path, storage_id):
@@ -132,7 +137,7 @@ class CheckpointIO:
         restored = TrialState.from_dict(content.get("trial_state", {}))
         restored.seed = state.seed
         # The RNG comes back last: everything above may have drawn from it.
-        restore_rng(content["rng_state"])
+        restore_rng(_own_rng_state(content, self._core.distributed))
         return restored
 
     def collect_garbage(self) -> list[str]:
@@ -217,3 +222,12 @@ def _load_list(targets: list[Any], states: list[Any], what: str, path: pathlib.P
                 f"{str(exc).strip()[:300]}); the trial changed since it was saved: start over "
                 "with --fresh"
             ) from exc
+
+
+def _own_rng_state(content: dict[str, Any], dist: Any) -> dict[str, Any]:
+    """This rank's generators when the checkpoint holds every rank's for this many ranks; else
+    rank 0's (a checkpoint from another number of ranks, one process, or a migrated script)."""
+    by_rank = content.get("rng_states_by_rank")
+    if isinstance(by_rank, list) and len(by_rank) == dist.size:
+        return by_rank[dist.rank]
+    return content["rng_state"]

@@ -127,6 +127,30 @@ def test_trainer_should_stop_ends_every_rank_at_one_batch(
     assert run.summary["steps_completed"] == steps
 
 
+def test_ranks_that_draw_differently_resume_bitwise_after_a_preemption_at_every_batch(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each rank draws a different number of random numbers per step, so the ranks' generators
+    part ways: the checkpoint holds every rank's, and each rank resumes with its own. A SIGTERM
+    after batch N (the chief's counts) stops both ranks after batch N + 1; the rerun ends with
+    the uninterrupted run's weights, for every N of the 6-batch run."""
+    noise = {"SHIM_TEST_RANK_NOISE": "1"}
+    whole = run_ranks(BATCHNORM, tmp_path / "whole", 2, env=noise)
+    assert whole.returncode == 0, whole.stderr
+    expected = final_weights(whole.summary)
+    for at in range(1, 5):
+        storage = tmp_path / f"preempted_at_{at}"
+        first = run_ranks(BATCHNORM, storage, 2, env={**noise, "SHIM_TEST_PREEMPT_AT": str(at)})
+        assert first.summary["status"] == "preempted", first.stderr
+        assert first.summary["steps_completed"] == at + 1
+        rerun = run_ranks(BATCHNORM, storage, 2, env=noise)
+        assert rerun.returncode == 0, rerun.stderr
+        assert f"from batch {at + 1}" in rerun.stderr
+        ours = final_weights(rerun.summary)
+        for name in expected:
+            assert torch.equal(ours[name], expected[name]), (at, name)
+
+
 def test_sync_dist_values_reduce_over_every_ranks_batches_and_others_stay_per_rank(
     tmp_path: pathlib.Path,
 ) -> None:

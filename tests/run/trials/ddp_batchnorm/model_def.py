@@ -2,10 +2,12 @@
 begins and ends, what DDP's logging says about its reducer, and the validation epoch's
 ``callback_metrics`` of a value logged with and without ``sync_dist`` (SHIM_TEST_DDP_RECORD).
 SHIM_TEST_STOP_AT=N with SHIM_TEST_STOP_RANKS=0,1 sets ``trainer.should_stop`` after batch N on
-those ranks."""
+those ranks; SHIM_TEST_PREEMPT_AT=N SIGTERMs each rank after batch N; SHIM_TEST_RANK_NOISE=1 adds
+noise to the inputs drawn from a rank-dependent number of draws, so the ranks' generators differ."""
 
 import os
 import pathlib
+import signal
 
 import pytorch_lightning as pl
 import torch
@@ -37,6 +39,9 @@ class BatchNormModule(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         self.records.append({"start": self._bn_state()})
         x, y = batch
+        if os.environ.get("SHIM_TEST_RANK_NOISE"):
+            draws = torch.randn(100 * (self.global_rank + 1))  # over 16: randn draws per call
+            x = x + 0.1 * draws[: len(x), None]
         return nn.functional.cross_entropy(self.net(x), y)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
@@ -45,6 +50,8 @@ class BatchNormModule(pl.LightningModule):
         at = os.environ.get("SHIM_TEST_STOP_AT")
         if at == str(self.global_step) and str(self.global_rank) in stoppers:
             self.trainer.should_stop = True
+        if os.environ.get("SHIM_TEST_PREEMPT_AT") == str(self.global_step):
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:
