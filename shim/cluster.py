@@ -33,7 +33,9 @@ The loop is ``run-trial``'s: ``shim.runner.run_plan`` and the ``TrialController`
 master's (``max_restarts``): a failed trial exits and the master starts a new allocation with
 ``latest_checkpoint`` set. Exit codes: 0 completed or preempted (the master resumes a paused
 trial from the checkpoint taken at the pause), 2 the user's input (config, trial file, not on a
-cluster), 1 the trial failed (or, with a "this is a bug" line, this package).
+cluster), 1 the trial failed (or, with a "this is a bug" line, this package). The master restarts
+any non-zero exit up to ``max_restarts``, 2 included: there "no restart" is not this entrypoint's
+to keep.
 
 Tested without a master (``tests/cluster/``): determined's own ``ClusterInfo``/``TrialInfo``
 readers on the JSON files a trial container holds, determined's real ``det.core.init()`` and its

@@ -133,7 +133,7 @@ def test_ranks_that_draw_differently_resume_bitwise_after_a_preemption_at_every_
     """Each rank draws a different number of random numbers per step, so the ranks' generators
     part ways: the checkpoint holds every rank's, and each rank resumes with its own. A SIGTERM
     after batch N (the chief's counts) stops both ranks after batch N + 1; the rerun ends with
-    the uninterrupted run's weights, for every N of the 6-batch run."""
+    the uninterrupted run's weights, for every N that leaves batches to train (1 to 4 of 6)."""
     noise = {"SHIM_TEST_RANK_NOISE": "1"}
     whole = run_ranks(BATCHNORM, tmp_path / "whole", 2, env=noise)
     assert whole.returncode == 0, whole.stderr
