@@ -22,18 +22,23 @@ import sys
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shim.errors import UserInputError
 from shim.failures import Kind, diagnose, write_log
+from shim.launch import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PREEMPTED,
+    EXIT_USAGE,
+    Launch,
+    earlier_final_exit,
+    launch,
+    record_exit_status,
+)
 from shim.runfiles import SEED_RANGE
 
-if TYPE_CHECKING:
-    from shim.launch import Launch
-
 __all__ = ["console_main", "main"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREEMPTED = 0, 1, 2, 3
 
 
 class _Failure:
@@ -134,8 +139,6 @@ def _run(args: argparse.Namespace) -> int:
     context_dir: pathlib.Path | None = None
     run_dir: pathlib.Path | None = None
     if _launched():
-        from shim.launch import earlier_final_exit
-
         final = earlier_final_exit()
         if final is not None:
             print(
@@ -157,8 +160,6 @@ def _run(args: argparse.Namespace) -> int:
         if plan is not None:
             plan.check()
         if plan is not None and plan.distributed:
-            from shim.launch import launch
-
             # The ranks load the trial; the launcher stays light (no torch, no Lightning).
             return launch(plan, _worker_args(args))
         from shim.runner import RunOptions, run_folder
@@ -224,8 +225,6 @@ def _launched() -> bool:
 
 
 def _launch_plan(args: argparse.Namespace, config: Any) -> Launch:
-    from shim.launch import Launch
-
     return Launch(
         nproc=args.nproc if args.nproc is not None else max(1, config.slots_per_trial),
         max_restarts=config.max_restarts,
@@ -316,8 +315,6 @@ def console_main() -> None:
     from shim.requirements import require_runtime  # first, so a missing torch is one line
 
     require_runtime()
-    from shim.launch import record_exit_status
-
     code = main()
     record_exit_status(code, final=_failure.final)
     sys.stdout.flush()
