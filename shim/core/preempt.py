@@ -83,6 +83,12 @@ class PreemptContext:
             if self._signalled is None:
                 self._signalled = signum
             return
+        if signum == signal.SIGTERM and "TORCHELASTIC_RUN_ID" in os.environ:
+            # A torchrun rank may get the same SIGTERM twice (Slurm's scancel signals every
+            # process, and torchrun forwards its own); torchrun's SIGKILL 30 s later is the
+            # hard stop, so the checkpoint in progress is kept.
+            logger.info("SIGTERM again: still stopping at the agreed batch")
+            return
         previous = self._previous.get(signum)
         if callable(previous):
             previous(signum, frame)

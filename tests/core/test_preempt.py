@@ -55,6 +55,29 @@ def test_a_second_sigint_still_interrupts() -> None:
         preempt.close()
 
 
+def test_a_second_sigterm_to_a_torchrun_rank_keeps_the_checkpoint_going(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Slurm's scancel signals every process and torchrun forwards its own SIGTERM: a rank gets
+    two. Outside torchrun the second still falls through to the previous handler."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "run")
+        preempt = started()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert preempt.should_preempt() is True and seen == []
+            monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == [signal.SIGTERM]
+        finally:
+            preempt.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_close_restores_the_previous_handlers() -> None:
     before = signal.getsignal(signal.SIGTERM)
     preempt = started()
