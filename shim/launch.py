@@ -156,9 +156,14 @@ def _wait(
         except subprocess.TimeoutExpired:
             latest = _latest_attempt_codes(status_dir)
             preempted = len(latest) == nproc and _all(latest, EXIT_PREEMPTED)
-            if preempted or any(status.final for status in latest.values()):
-                forwarder.stop()  # torchrun stops its ranks before it exits
-                return process.wait()
+            final = any(status.final for status in latest.values())
+            if preempted or final:
+                stopped_here = forwarder.stop()  # torchrun stops its ranks before it exits
+                returncode = process.wait()
+                if stopped_here:  # after torchrun's report of the SIGTERM, which reads like a crash
+                    why = "every rank was preempted" if preempted else "no restart can mend it"
+                    print(f"run-trial: stopped torchrun: {why}", file=sys.stderr)
+                return returncode
 
 
 def earlier_final_exit() -> int | None:
@@ -217,11 +222,13 @@ class _SignalForwarder:
         print(f"run-trial: {name}: preempting every rank within two batches", file=sys.stderr)
         self.stop()
 
-    def stop(self) -> None:
-        """Stop torchrun and its ranks (once)."""
-        if not self._stopping:
-            self._stopping = True
-            self._terminate()
+    def stop(self) -> bool:
+        """Stop torchrun and its ranks; False when they were already being stopped."""
+        if self._stopping:
+            return False
+        self._stopping = True
+        self._terminate()
+        return True
 
     def _terminate(self) -> None:
         if self._process is not None and self._process.poll() is None:
