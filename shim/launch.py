@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from shim.errors import UserInputError
@@ -173,8 +173,7 @@ def earlier_final_exit() -> int | None:
     folder = os.environ.get(STATUS_ENV)
     if not folder or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
         return None
-    final = {status.code for status in _codes(pathlib.Path(folder)).values() if status.final}
-    return (EXIT_USAGE if EXIT_USAGE in final else EXIT_FAILED) if final else None
+    return _final_exit(_codes(pathlib.Path(folder)).values())
 
 
 def record_exit_status(code: int, *, final: bool = False) -> None:
@@ -248,9 +247,9 @@ def _outcome(returncode: int, signalled: bool, codes: dict[int, _RankExit], npro
     """The launch's exit status from this machine's ranks' own, where they left them."""
     if returncode == 0 or (codes and _all(codes, EXIT_OK)):
         return EXIT_OK
-    final = [status.code for status in codes.values() if status.final]
-    if final:  # the rank said why on stderr
-        return EXIT_USAGE if EXIT_USAGE in final else EXIT_FAILED
+    final = _final_exit(codes.values())
+    if final is not None:  # the rank said why on stderr
+        return final
     if len(codes) == nproc and _all(codes, EXIT_PREEMPTED):
         return EXIT_PREEMPTED
     if not codes and signalled:
@@ -264,6 +263,14 @@ def _outcome(returncode: int, signalled: bool, codes: dict[int, _RankExit], npro
             file=sys.stderr,
         )
     return EXIT_FAILED
+
+
+def _final_exit(statuses: Iterable[_RankExit]) -> int | None:
+    """2 when a rank stopped for good on the user's input, 1 for this package's bug, else None."""
+    final = {status.code for status in statuses if status.final}
+    if not final:
+        return None
+    return EXIT_USAGE if EXIT_USAGE in final else EXIT_FAILED
 
 
 def _all(codes: dict[int, _RankExit], code: int) -> bool:
